@@ -1,0 +1,45 @@
+"""Model registry: the names users type (VGG19, Resnet18, ...) -> constructors.
+
+Every constructor takes ``cfg=None, num_classes=7, in_channels=1`` so a pruned network is
+rebuilt from the ``arch`` and ``cfg`` stored in its checkpoint.
+"""
+from functools import partial
+
+from .resnet import ResNet
+from .vgg import VGG, VGG_CFGS
+
+MODELS = {name: partial(VGG, name) for name in VGG_CFGS}
+MODELS.update({"Resnet18": partial(ResNet, "Resnet18"), "Resnet34": partial(ResNet, "Resnet34")})
+
+
+def canonical_name(name):
+    """Map any spelling (vgg19, ResNet18) to the registry's name; raise ValueError otherwise."""
+    for key in MODELS:
+        if key.lower() == str(name).lower():
+            return key
+    raise ValueError(f"unknown model {name!r}; choose from {', '.join(MODELS)}")
+
+
+def default_cfg(arch):
+    return build_model(arch).cfg
+
+
+def scale_cfg(cfg, width):
+    """Multiply every conv width of a cfg by ``width`` (a narrow net for CPU runs); 'M' stays."""
+    return [v if v == "M" else max(1, int(round(v * width))) for v in cfg]
+
+
+def build_model(arch, cfg=None, num_classes=7, in_channels=1):
+    return MODELS[canonical_name(arch)](cfg=cfg, num_classes=num_classes, in_channels=in_channels)
+
+
+def model_from_checkpoint(ckpt):
+    """Rebuild the network stored in one of our checkpoint dicts and load its weights."""
+    model = build_model(ckpt["arch"], cfg=ckpt.get("cfg"), num_classes=ckpt["num_classes"],
+                        in_channels=ckpt.get("in_channels", 1))
+    model.load_state_dict(ckpt["net"])
+    return model
+
+
+__all__ = ["MODELS", "VGG", "ResNet", "build_model", "canonical_name", "default_cfg", "model_from_checkpoint",
+           "scale_cfg"]

@@ -1,0 +1,63 @@
+import numpy as np
+import torch
+from PIL import Image
+from torchvision import transforms as tv
+
+import transforms as T
+
+
+def batch(n=16, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return torch.randint(0, 256, (n, 1, 48, 48), dtype=torch.uint8, generator=g)
+
+
+def test_random_crop_is_a_window_inside_the_image_with_per_sample_offsets():
+    x = batch(64)
+    out = T.random_crop(x, 44, torch.Generator().manual_seed(1))
+    assert out.shape == (64, 1, 44, 44) and out.dtype == torch.uint8
+    offsets = []
+    for i in range(64):
+        hits = [(t, l) for t in range(5) for l in range(5) if torch.equal(out[i], x[i, :, t:t + 44, l:l + 44])]
+        assert hits, f"sample {i} is not a 44x44 window of its own image"
+        offsets.append(hits[0])
+    assert len(set(offsets)) > 10  # each sample draws its own offset
+    assert {t for t, _ in offsets} >= {0, 4} and {l for _, l in offsets} >= {0, 4}  # both borders reachable
+
+
+def test_random_flip_is_a_mirror_per_sample():
+    x = batch(64)
+    out = T.random_flip(x, torch.Generator().manual_seed(2))
+    flipped = [torch.equal(out[i], x[i].flip(-1)) for i in range(64)]
+    kept = [torch.equal(out[i], x[i]) for i in range(64)]
+    assert all(f or k for f, k in zip(flipped, kept))
+    assert 15 < sum(flipped) < 49
+
+
+def test_same_generator_state_same_augmentation():
+    x = batch(8)
+    a = T.train_augment(x, 44, torch.Generator().manual_seed(5), erase=0.5)
+    b = T.train_augment(x, 44, torch.Generator().manual_seed(5), erase=0.5)
+    c = T.train_augment(x, 44, torch.Generator().manual_seed(6), erase=0.5)
+    assert torch.equal(a, b) and not torch.equal(a, c)
+
+
+def test_ten_crop_equals_torchvision_reference():
+    x = batch(4)
+    ours = T.ten_crop(x, 44)  # (B, 10, 1, 44, 44)
+    assert ours.shape == (4, 10, 1, 44, 44)
+    for i in range(4):
+        img = Image.fromarray(x[i, 0].numpy())
+        ref = tv.TenCrop(44)(img)
+        for k in range(10):
+            np.testing.assert_array_equal(ours[i, k, 0].numpy(), np.asarray(ref[k]))
+    assert torch.equal(T.center_crop(x, 44), ours[:, 4])
+
+
+def test_random_erasing_zeroes_one_rectangle():
+    x = torch.ones(32, 1, 44, 44)
+    out = T.random_erasing(x, torch.Generator().manual_seed(0), p=1.0)
+    for i in range(32):
+        zero = (out[i, 0] == 0).nonzero()
+        assert len(zero) > 0
+        (t, l), (b, r) = zero.min(0).values.tolist(), zero.max(0).values.tolist()
+        assert (out[i, 0, t:b + 1, l:r + 1] == 0).all()  # the zeros form one filled rectangle

@@ -1,0 +1,88 @@
+"""Batched image transforms on uint8 tensors, with per-sample randomness.
+
+Every op takes a whole batch ``(B, C, H, W)`` on any device and draws its random numbers
+from the ``generator`` it is given, so CPU and GPU runs use the same code, training needs no
+DataLoader workers, and a run resumed from a saved generator state replays exactly.
+"""
+import torch
+
+# grey-level normalisation after /255; FER2013's mean/std are about 0.51/0.25
+MEAN, STD = 0.5, 0.25
+
+
+def to_float(x):
+    """uint8 (B, C, H, W) -> normalised float32 of the same shape."""
+    return (x.float() / 255.0 - MEAN) / STD
+
+
+def crop(x, top, left, size):
+    """Crop every image of the batch at its own (top, left); top/left are (B,) long tensors."""
+    B, C, H, W = x.shape
+    ar = torch.arange(size, device=x.device)
+    rows = (top[:, None] + ar)[:, None, :, None].expand(B, C, size, W)  # (B, C, s, W)
+    x = x.gather(2, rows)
+    cols = (left[:, None] + ar)[:, None, None, :].expand(B, C, size, size)  # (B, C, s, s)
+    return x.gather(3, cols)
+
+
+def random_crop(x, size, generator=None):
+    """Per-sample random crop of ``size`` x ``size`` fully inside the image (no padding)."""
+    B, _, H, W = x.shape
+    top = torch.randint(0, H - size + 1, (B,), device=x.device, generator=generator)
+    left = torch.randint(0, W - size + 1, (B,), device=x.device, generator=generator)
+    return crop(x, top, left, size)
+
+
+def random_flip(x, generator=None, p=0.5):
+    """Mirror each image left-right with probability ``p``."""
+    flip = torch.rand(x.shape[0], device=x.device, generator=generator) < p
+    return torch.where(flip[:, None, None, None], x.flip(-1), x)
+
+
+def random_erasing(x, generator=None, p=0.5, area=(0.02, 0.2), aspect=(0.3, 3.3)):
+    """Zero one random rectangle per image (float input, after normalisation) with prob. ``p``."""
+    B, _, H, W = x.shape
+    dev = x.device
+    u = torch.rand(B, 5, device=dev, generator=generator)
+    a = (area[0] + (area[1] - area[0]) * u[:, 0]) * H * W
+    logr = torch.log(torch.tensor(aspect, device=dev))
+    r = torch.exp(logr[0] + (logr[1] - logr[0]) * u[:, 1])
+    h = torch.sqrt(a * r).clamp(1, H).long()
+    w = torch.sqrt(a / r).clamp(1, W).long()
+    top = ((H - h + 1) * u[:, 2]).long()
+    left = ((W - w + 1) * u[:, 3]).long()
+    on = u[:, 4] < p
+    yy = torch.arange(H, device=dev)[None, :, None]
+    xx = torch.arange(W, device=dev)[None, None, :]
+    mask = ((yy >= top[:, None, None]) & (yy < (top + h)[:, None, None]) &
+            (xx >= left[:, None, None]) & (xx < (left + w)[:, None, None]) & on[:, None, None])
+    return x.masked_fill(mask[:, None], 0.0)
+
+
+def train_augment(x, size=44, generator=None, flip=True, erase=0.0):
+    """uint8 (B, C, 48, 48) -> float (B, C, size, size): random crop, mirror, optional erasing."""
+    x = random_crop(x, size, generator)
+    if flip:
+        x = random_flip(x, generator)
+    x = to_float(x)
+    if erase > 0:
+        x = random_erasing(x, generator, p=erase)
+    return x
+
+
+def ten_crop(x, size=44):
+    """(B, C, H, W) -> (B, 10, C, size, size): four corners + centre of the image and of its mirror.
+
+    Same order as torchvision's TenCrop: tl, tr, bl, br, centre, then those five of the mirror.
+    """
+    _, _, H, W = x.shape
+    cy, cx = (H - size) // 2, (W - size) // 2
+    offsets = [(0, 0), (0, W - size), (H - size, 0), (H - size, W - size), (cy, cx)]
+    crops = [img[:, :, t:t + size, l:l + size] for img in (x, x.flip(-1)) for t, l in offsets]
+    return torch.stack(crops, 1)
+
+
+def center_crop(x, size=44):
+    _, _, H, W = x.shape
+    t, l = (H - size) // 2, (W - size) // 2
+    return x[:, :, t:t + size, l:l + size]
