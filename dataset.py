@@ -1,0 +1,73 @@
+"""HDF5-backed data sets: FER2013-style split files and the CK+ file, as uint8 tensors.
+
+The whole split is small (28,709 x 48 x 48 bytes = 66 MB), so it is loaded once and kept on
+the training device as uint8; batches are index slices of it and all augmentation is batched
+tensor ops (``transforms/``). No DataLoader, no per-sample Python in the hot path.
+"""
+import os
+
+import h5py
+import numpy as np
+import torch
+
+from data_io import DataError, read_meta
+
+HINTS = {
+    "FER": "run `python preprocess_fer2013.py` (needs data/fer2013.csv), or "
+           "`python preprocess_fer2013.py --synthetic 3000 --out data/synthetic.h5` for drawn faces",
+    "CK+": "run `python preprocess_ckplus.py` (needs the CK+48 folder in data/CK+48)",
+}
+
+
+class H5Dataset:
+    """One of our HDF5 files: ``splits`` names its splits, ``arrays``/``load`` read them.
+
+    FER-style files hold ``<Split>_pixel`` [N, 2304] / ``<Split>_label``; the CK+ file holds a
+    single split ``data`` ([N, 48, 48]) that folds index into, plus subject/sequence ids.
+    """
+
+    def __init__(self, path, kind="FER"):
+        self.path = os.fspath(path)
+        if not os.path.isfile(self.path):
+            raise DataError(f"{self.path} not found: {HINTS.get(kind, '')}")
+        try:
+            with h5py.File(self.path, "r") as h5:
+                self.meta = read_meta(h5)
+                self.splits = [k[:-len("_pixel")] for k in h5 if k.endswith("_pixel") and k[:-6] + "_label" in h5]
+                self.extra = {k: h5[k][()] for k in ("data_subject", "data_sequence") if k in h5}
+        except OSError as e:
+            raise DataError(f"{self.path}: not a readable HDF5 file ({e})") from None
+        if not self.splits:
+            raise DataError(f"{self.path}: no <split>_pixel/<split>_label pairs; {HINTS.get(kind, '')}")
+        self.class_names = self.meta["class_names"]
+        self.num_classes = len(self.class_names)
+        self.name = self.meta["dataset"]
+        self.synthetic = self.meta["synthetic"]
+
+    def arrays(self, split):
+        """(pixels uint8 [N, 48, 48], labels int64 [N]) as numpy, checked."""
+        if split not in self.splits:
+            raise DataError(f"{self.path}: no split {split!r}; it has {', '.join(self.splits)}")
+        with h5py.File(self.path, "r") as h5:
+            x = np.asarray(h5[f"{split}_pixel"], dtype=np.uint8)
+            y = np.asarray(h5[f"{split}_label"], dtype=np.int64)
+        if x.ndim == 2:  # FER layout: flat rows of 2304
+            side = int(round(x.shape[1] ** 0.5))
+            x = x.reshape(len(x), side, side)
+        if len(x) != len(y):
+            raise DataError(f"{self.path}: {split} has {len(x)} images but {len(y)} labels")
+        if len(y) and (y.min() < 0 or y.max() >= self.num_classes):
+            raise DataError(f"{self.path}: {split} labels outside 0-{self.num_classes - 1}")
+        return x, y
+
+    def load(self, split, device="cpu", indices=None):
+        """(x uint8 tensor (N, 1, 48, 48), y int64 tensor (N,)) on ``device``, optionally a subset."""
+        x, y = self.arrays(split)
+        if indices is not None:
+            x, y = x[indices], y[indices]
+        return to_tensors(x, y, device)
+
+
+def to_tensors(x, y, device="cpu"):
+    x = torch.from_numpy(np.ascontiguousarray(x)).unsqueeze(1).to(device)  # (N, 1, 48, 48) uint8
+    return x, torch.from_numpy(np.asarray(y, np.int64)).to(device)

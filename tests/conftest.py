@@ -1,0 +1,42 @@
+"""Shared fixtures: small generated data sets, so the suite needs no download."""
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# Tests that need the real data sets read them from here (CI may point it at ../shared/datasets).
+REAL_DATA = os.environ.get("FER_REAL_DATA", "")
+SMALL_VGG = [8, "M", 16, "M", 32, "M", 32, "M", 32, "M"]  # a VGG cfg small enough for CPU tests
+
+
+def run_script(*args, cwd=ROOT, timeout=600):
+    """Run one of the repo's scripts as a user would; returns CompletedProcess."""
+    return subprocess.run([sys.executable, *args], cwd=cwd, capture_output=True, text=True, timeout=timeout)
+
+
+def fer_rows(n=30, seed=0):
+    """Random FER-format rows: list of (label, pixels uint8 [2304], usage)."""
+    rng = np.random.default_rng(seed)
+    usages = ["Training"] * (n - 2 * (n // 5)) + ["PublicTest"] * (n // 5) + ["PrivateTest"] * (n // 5)
+    rng.shuffle(usages)
+    return [(int(rng.integers(0, 7)), rng.integers(0, 256, 2304).astype(np.uint8), u) for u in usages]
+
+
+def write_csv(path, rows, header="emotion,pixels,Usage", newline="\n"):
+    with open(path, "w", newline="") as f:
+        f.write(header + newline)
+        for label, px, usage in rows:
+            f.write(f"{label},{' '.join(map(str, px))},{usage}{newline}")
+    return path
+
+
+@pytest.fixture(scope="session")
+def synthetic_h5(tmp_path_factory):
+    """A small synthetic FER-layout file (the built-in drawn faces)."""
+    import preprocess_fer2013
+    path = tmp_path_factory.mktemp("synth") / "synthetic.h5"
+    preprocess_fer2013.write_synthetic(str(path), 1400, seed=0)
+    return str(path)
