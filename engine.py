@@ -1,0 +1,348 @@
+"""The one training/evaluation loop, shared by FER2013, CK+ and pruned-model fine-tuning.
+
+    train_one_epoch  batched augmentation on device-resident uint8 data -> SGD steps
+    evaluate         10-crop (or centre) test-time augmentation, logits averaged over crops
+    fit              epochs, honest model selection, metrics.csv, atomic best/last checkpoints,
+                     exact resume, NaN guard
+
+Scripts call ``add_train_args`` to get the common flags, ``resolve_args`` to fill recipe
+defaults (and restore a run's saved configuration on --resume), then ``fit``.
+"""
+import argparse
+import math
+import os
+import sys
+import time
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from tqdm import tqdm
+
+import transforms as T
+from data_io import DataError
+from utils import (CHECKPOINT_FORMAT, AverageMeter, MetricsCSV, Stopwatch, clean_state_dict, load_checkpoint,
+                   rng_state, save_checkpoint, set_rng_state, write_json)
+
+CROP = 44  # training crop and test crops of the 48x48 faces
+
+# Recipe-governed flags default to None on the command line and are filled from a recipe,
+# so `--recipe fast --lr 0.02` changes only the lr and config.json shows what really ran.
+RECIPE_KEYS = ("epochs", "bs", "lr", "momentum", "wd", "schedule", "decay_start", "decay_every",
+               "decay_rate", "warmup", "clip", "label_smoothing", "erase")
+PUBLISHED_FER = dict(epochs=250, bs=128, lr=0.01, momentum=0.9, wd=5e-4, schedule="step", decay_start=80,
+                     decay_every=5, decay_rate=0.9, warmup=0, clip=0.1, label_smoothing=0.0, erase=0.0)
+# 100 epochs = 40% of the published 250: one-cycle lr, label smoothing, random erasing.
+FAST_FER = dict(PUBLISHED_FER, epochs=100, lr=0.05, schedule="onecycle", warmup=0, clip=0.0,
+                label_smoothing=0.1, erase=0.25)
+# Flags a resumed run may change; everything else comes back from the saved config.
+RESUME_OVERRIDABLE = ("epochs", "device", "eval_every", "compile", "resume", "amp", "eval_bs")
+
+
+class TrainingDiverged(RuntimeError):
+    pass
+
+
+def add_train_args(ap, recipes, default_recipe):
+    """The flags every training script shares (see README, 'Common flags')."""
+    ap.add_argument("--data", metavar="FILE", help="HDF5 data file (default: the script's own)")
+    ap.add_argument("--out", metavar="DIR", help="output folder (default: checkpoints/<DATASET>_<MODEL>)")
+    ap.add_argument("--device", default="auto", metavar="DEV", help="auto, cpu, cuda or cuda:N (default: auto)")
+    ap.add_argument("--recipe", default=default_recipe, choices=sorted(recipes),
+                    help=f"hyper-parameter set filling the flags below (default: {default_recipe})")
+    r = recipes[default_recipe]
+    g = ap.add_argument_group("recipe flags (default: from --recipe; shown for the default recipe)")
+    g.add_argument("--epochs", type=int, metavar="N", help=f"epochs (default: {r['epochs']})")
+    g.add_argument("--bs", type=int, metavar="N", help=f"batch size (default: {r['bs']})")
+    g.add_argument("--lr", type=float, metavar="LR", help=f"peak learning rate (default: {r['lr']})")
+    g.add_argument("--momentum", type=float, metavar="M", help=f"SGD momentum (default: {r['momentum']})")
+    g.add_argument("--wd", type=float, metavar="W", help=f"weight decay (default: {r['wd']})")
+    g.add_argument("--schedule", choices=("step", "cosine", "onecycle"),
+                   help=f"lr schedule (default: {r['schedule']})")
+    g.add_argument("--decay-start", type=int, metavar="E", help=f"step: decay after epoch E (default: {r['decay_start']})")
+    g.add_argument("--decay-every", type=int, metavar="K", help=f"step: every K epochs (default: {r['decay_every']})")
+    g.add_argument("--decay-rate", type=float, metavar="F", help=f"step: multiply lr by F (default: {r['decay_rate']})")
+    g.add_argument("--warmup", type=float, metavar="E", help=f"cosine: linear warm-up epochs (default: {r['warmup']})")
+    g.add_argument("--clip", type=float, metavar="V", help=f"clamp gradients to [-V, V], 0 = off (default: {r['clip']})")
+    g.add_argument("--label-smoothing", type=float, metavar="A", help=f"(default: {r['label_smoothing']})")
+    g.add_argument("--erase", type=float, metavar="P", help=f"random-erasing probability (default: {r['erase']})")
+    o = ap.add_argument_group("run")
+    o.add_argument("--seed", type=int, default=0, metavar="S", help="seed for init, shuffling and augmentation (default: 0)")
+    o.add_argument("--resume", action="store_true", help="continue from last.pth in the output folder")
+    o.add_argument("--amp", default="auto", choices=("auto", "none", "bf16", "fp16"),
+                   help="mixed precision; auto = bf16 on CUDA, none on CPU (default: auto)")
+    o.add_argument("--channels-last", action="store_true", help="NHWC memory layout (faster convs on GPUs)")
+    o.add_argument("--compile", action="store_true", help="torch.compile the model")
+    o.add_argument("--eval-every", type=int, default=1, metavar="K", help="evaluate every K epochs and the last (default: 1)")
+    o.add_argument("--eval-bs", type=int, default=256, metavar="N", help="images per evaluation batch (default: 256)")
+    o.add_argument("--tta", default="tencrop", choices=("tencrop", "center"),
+                   help="test-time augmentation (default: tencrop)")
+    o.add_argument("--sr", action="store_true", help="network slimming: L1 sparsity on BatchNorm scales")
+    o.add_argument("--s", type=float, default=1e-4, metavar="S", help="sparsity strength for --sr (default: 1e-4)")
+    return ap
+
+
+def resolve_args(args, recipes, out_dir):
+    """Fill recipe defaults; with --resume, restore the saved run's configuration first."""
+    given = {k: v for k, v in vars(args).items() if v is not None}
+    last = os.path.join(out_dir, "last.pth")
+    if args.resume and os.path.exists(last):
+        saved = load_checkpoint(last)["args"]
+        merged = dict(saved)
+        merged.update({k: given[k] for k in RESUME_OVERRIDABLE if k in given})
+        changed = sorted(k for k in given if k not in RESUME_OVERRIDABLE and k in saved and given[k] != saved[k]
+                         and k in RECIPE_KEYS)
+        if changed:
+            print(f"note: --resume keeps the saved {', '.join(changed)} of {last}; "
+                  "start a new --out to change them", file=sys.stderr)
+        args = argparse.Namespace(**{**vars(args), **merged})
+    else:
+        if args.recipe not in recipes:
+            raise DataError(f"--recipe {args.recipe}: choose from {', '.join(recipes)}")
+        for k, v in recipes[args.recipe].items():
+            if getattr(args, k, None) is None:
+                setattr(args, k, v)
+    for k in ("epochs", "bs"):
+        if getattr(args, k) < 1:
+            raise DataError(f"--{k} {getattr(args, k)}: must be at least 1")
+    if not args.lr > 0:
+        raise DataError(f"--lr {args.lr}: must be positive")
+    args.out = out_dir
+    return args
+
+
+# ----------------------------------------------------------------------------------------
+# Optimisation pieces
+
+def lr_factor(args, steps_per_epoch):
+    """Multiplier of the base lr at optimizer step ``step`` (integer arithmetic for epochs)."""
+    total = args.epochs * steps_per_epoch
+
+    def f(step):
+        epoch = step // steps_per_epoch
+        if args.schedule == "step":  # published: lr * rate^((epoch - start) // every) after `start`
+            return args.decay_rate ** ((epoch - args.decay_start) // args.decay_every) if epoch > args.decay_start else 1.0
+        if args.schedule == "cosine":
+            warm = int(args.warmup * steps_per_epoch)
+            if step < warm:
+                return (step + 1) / warm
+            return 0.5 * (1 + math.cos(math.pi * min(1.0, (step - warm) / max(1, total - warm))))
+        # one-cycle: linear up for 25% of the steps (from lr/10), then linear down to lr/1000
+        up = max(1, int(0.25 * total))
+        if step < up:
+            return 0.1 + 0.9 * step / up
+        return max(1e-3, 1 - (step - up) / max(1, total - up))
+    return f
+
+
+def add_bn_l1_subgradient(model, s):
+    """Network slimming (Liu et al. 2017): add s * sign(gamma) to every BatchNorm scale's grad."""
+    for m in model.modules():
+        if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.weight is not None and m.weight.grad is not None:
+            m.weight.grad.add_(torch.sign(m.weight.detach()), alpha=s)
+
+
+def amp_dtype(args, device):
+    mode = args.amp
+    if mode == "auto":
+        mode = "bf16" if device.type == "cuda" else "none"
+    return {"none": None, "bf16": torch.bfloat16, "fp16": torch.float16}[mode]
+
+
+# ----------------------------------------------------------------------------------------
+# One epoch of training, one evaluation
+
+def train_one_epoch(model, x, y, optimizer, scheduler, args, generator, scaler=None, dtype=None, desc="train"):
+    """x: uint8 (N, 1, 48, 48) on the device; returns loss, accuracy and data/compute seconds."""
+    model.train()
+    device = x.device
+    n = len(x)
+    clock = Stopwatch(device)
+    loss_sum = torch.zeros((), device=device)
+    correct = torch.zeros((), device=device, dtype=torch.long)
+    perm = torch.randperm(n, device=device, generator=generator)
+    for i in tqdm(range(0, n, args.bs), desc=desc, leave=False, disable=None):
+        t0 = clock.start()
+        idx = perm[i:i + args.bs]
+        xb = T.train_augment(x[idx], CROP, generator, flip=True, erase=args.erase)  # (B, 1, 44, 44) float
+        yb = y[idx]
+        if args.channels_last:
+            xb = xb.contiguous(memory_format=torch.channels_last)
+        clock.stop("data", t0)
+        t1 = clock.start()
+        with torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
+            out = model(xb)  # (B, num_classes)
+            loss = F.cross_entropy(out.float(), yb, label_smoothing=args.label_smoothing)
+        optimizer.zero_grad(set_to_none=True)
+        if scaler is not None:
+            scaler.scale(loss).backward()
+            scaler.unscale_(optimizer)
+        else:
+            loss.backward()
+        if args.clip:
+            nn.utils.clip_grad_value_(model.parameters(), args.clip)
+        if args.sr:
+            add_bn_l1_subgradient(model, args.s)
+        if scaler is not None:
+            scaler.step(optimizer)
+            scaler.update()
+        else:
+            optimizer.step()
+        scheduler.step()
+        loss_sum += loss.detach() * len(idx)
+        correct += (out.argmax(1) == yb).sum()
+        clock.stop("compute", t1)
+    loss = loss_sum.item() / n
+    if not math.isfinite(loss):
+        raise TrainingDiverged(f"training loss became {loss}")
+    spans = clock.totals()
+    return {"loss": loss, "acc": 100.0 * correct.item() / n, "data_s": spans.get("data", 0.0),
+            "compute_s": spans.get("compute", 0.0)}
+
+
+@torch.no_grad()
+def predict_logits(model, x, bs=256, tta="tencrop", dtype=None, channels_last=False):
+    """uint8 (N, 1, 48, 48) -> float logits (N, num_classes), averaged over the test crops."""
+    model.eval()
+    out = []
+    for i in range(0, len(x), bs):
+        xb = x[i:i + bs]
+        crops = T.ten_crop(xb, CROP) if tta == "tencrop" else T.center_crop(xb, CROP)[:, None]  # (B, K, 1, 44, 44)
+        inp = T.to_float(crops.flatten(0, 1))  # (B*K, 1, 44, 44)
+        if channels_last:
+            inp = inp.contiguous(memory_format=torch.channels_last)
+        with torch.autocast(x.device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
+            logits = model(inp).float()
+        out.append(logits.view(len(xb), crops.shape[1], -1).mean(1))
+    return torch.cat(out)
+
+
+def evaluate(model, x, y, bs=256, tta="tencrop", dtype=None, channels_last=False):
+    logits = predict_logits(model, x, bs, tta, dtype, channels_last)
+    pred = logits.argmax(1)
+    return {"loss": F.cross_entropy(logits, y).item(), "acc": 100.0 * (pred == y).float().mean().item(),
+            "pred": pred.cpu()}
+
+
+# ----------------------------------------------------------------------------------------
+# The run
+
+def fit(model, train, evals, args, model_info, select="PublicTest", log=print):
+    """Train ``model`` on ``train`` = (x, y), evaluating each split in ``evals`` = {name: (x, y)}.
+
+    Honest selection: ``best.pth`` is the epoch with the highest ``select`` accuracy (or the
+    last epoch when ``select`` is None); the other splits are reported at that epoch. The best
+    accuracy over epochs of every split is also kept, labelled test-selected, for comparison
+    with protocols that chose epochs on the test set.
+
+    ``model_info`` (arch, cfg, num_classes, in_channels, class_names, dataset, ...) goes into
+    every checkpoint so any script can rebuild the model. Returns the summary dict.
+    """
+    device = train[0].device
+    out = args.out
+    os.makedirs(out, exist_ok=True)
+    last_path, best_path = os.path.join(out, "last.pth"), os.path.join(out, "best.pth")
+    steps = math.ceil(len(train[0]) / args.bs)
+
+    optimizer = torch.optim.SGD(model.parameters(), lr=args.lr, momentum=args.momentum, weight_decay=args.wd)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_factor(args, steps))
+    dtype = amp_dtype(args, device)
+    scaler = torch.amp.GradScaler(device.type) if dtype == torch.float16 else None
+    generator = torch.Generator(device=device)
+    generator.manual_seed(args.seed)
+    if args.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    run_model = torch.compile(model) if args.compile else model
+
+    start, best = 0, {"epoch": 0, "select": select, "score": -1.0, "at_best": {}, "test_selected": {}}
+    if args.resume and os.path.exists(last_path):
+        ck = load_checkpoint(last_path, map_location=device)
+        if ck["arch"] != model_info["arch"] or ck.get("cfg") != model_info.get("cfg"):
+            raise DataError(f"{last_path} holds {ck['arch']} cfg {ck.get('cfg')}, not the model asked for")
+        model.load_state_dict(ck["net"])
+        optimizer.load_state_dict(ck["optimizer"])
+        scheduler.load_state_dict(ck["scheduler"])
+        if scaler is not None and ck.get("scaler"):
+            scaler.load_state_dict(ck["scaler"])
+        set_rng_state(ck["rng"], generator)
+        start, best = ck["epoch"], ck["metrics"]
+        log(f"resumed from {last_path} at epoch {start}")
+    elif args.resume:
+        log(f"--resume: no {last_path} yet, starting from scratch")
+    metrics_csv = MetricsCSV(os.path.join(out, "metrics.csv"), resume_epoch=start if args.resume else None)
+    write_json({"args": vars(args), "model": model_info, "device": describe_device(device),
+                "torch": torch.__version__}, os.path.join(out, "config.json"))
+    if start >= args.epochs:
+        log(f"already trained for {start} epochs (--epochs {args.epochs}); nothing to do")
+
+    def checkpoint(epoch, preds):
+        return {"format": CHECKPOINT_FORMAT, **model_info, "net": clean_state_dict(model.state_dict()),
+                "epoch": epoch, "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+                "scaler": scaler.state_dict() if scaler is not None else None, "rng": rng_state(generator),
+                "metrics": best, "args": vars(args), "predictions": preds}
+
+    for epoch in range(start + 1, args.epochs + 1):
+        t0 = time.perf_counter()
+        lr = optimizer.param_groups[0]["lr"]
+        try:
+            tr = train_one_epoch(run_model, *train, optimizer, scheduler, args, generator, scaler, dtype,
+                                 desc=f"epoch {epoch}/{args.epochs}")
+        except TrainingDiverged as e:
+            raise TrainingDiverged(f"{e} at epoch {epoch} (lr {lr:.3g}); stopped. The last good checkpoint "
+                                   f"is kept: {last_path if epoch > 1 else '(none yet)'}. Try a lower --lr.") from None
+        train_s = time.perf_counter() - t0
+        row = {"epoch": epoch, "lr": lr, "train_loss": tr["loss"], "train_acc": tr["acc"]}
+        preds = {}
+        if epoch % args.eval_every == 0 or epoch == args.epochs:
+            t1 = time.perf_counter()
+            for name, (xe, ye) in evals.items():
+                ev = evaluate(run_model, xe, ye, args.eval_bs, args.tta, dtype, args.channels_last)
+                row[f"{name}_loss"], row[f"{name}_acc"] = ev["loss"], ev["acc"]
+                preds[name] = ev["pred"]
+                prev = best["test_selected"].get(name)
+                if prev is None or ev["acc"] > prev[0]:
+                    best["test_selected"][name] = [ev["acc"], epoch]
+            eval_s = time.perf_counter() - t1
+            score = row[f"{select}_acc"] if select else float(epoch)
+            improved = score > best["score"]
+            if improved:
+                best.update(epoch=epoch, score=score, at_best={k: row[f"{k}_acc"] for k in evals})
+        else:
+            eval_s, improved = 0.0, False
+            for name in evals:
+                row[f"{name}_loss"] = row[f"{name}_acc"] = ""
+        row.update(train_s=train_s, data_s=tr["data_s"], compute_s=tr["compute_s"], eval_s=eval_s,
+                   images_per_s=len(train[0]) / max(train_s, 1e-9))
+        metrics_csv.append(row)
+        ck = checkpoint(epoch, preds)
+        if improved:
+            save_checkpoint(ck, best_path)
+        save_checkpoint(ck, last_path)
+        accs = "  ".join(f"{k} {row[f'{k}_acc']:.2f}" for k in evals if row[f"{k}_acc"] != "")
+        log(f"epoch {epoch:3d}  lr {lr:.4g}  loss {tr['loss']:.4f}  train {tr['acc']:.2f}  {accs}  "
+            f"({train_s:.1f}s train, {eval_s:.1f}s eval){'  *' if improved else ''}")
+
+    summary = {"dataset": model_info.get("dataset"), "arch": model_info["arch"], "epochs": args.epochs,
+               "selected_by": select or "last epoch", "best_epoch": best["epoch"],
+               "honest": best["at_best"], "test_selected_max": best["test_selected"],
+               "synthetic": model_info.get("synthetic", False)}
+    write_json(summary, os.path.join(out, "summary.json"))
+    return summary
+
+
+def describe_device(device):
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    return f"cpu ({os.cpu_count()} cores, {torch.get_num_threads()} threads)"
+
+
+def format_summary(summary):
+    """Human-readable result lines, test-selected figures clearly labelled."""
+    tag = " [SYNTHETIC data]" if summary.get("synthetic") else ""
+    lines = [f"{summary['dataset']} {summary['arch']}{tag}: selected epoch {summary['best_epoch']} "
+             f"by {summary['selected_by']}"]
+    for k, v in summary["honest"].items():
+        lines.append(f"  {k:12s} {v:7.3f}  (at the selected epoch)")
+    for k, (acc, ep) in summary["test_selected_max"].items():
+        lines.append(f"  {k:12s} {acc:7.3f}  (test-selected: best over epochs, epoch {ep}; comparison only)")
+    return "\n".join(lines)

@@ -1,0 +1,160 @@
+"""Shared helpers: devices, seeding and RNG state, atomic checkpoints, meters, metrics CSV."""
+import csv
+import json
+import os
+import random
+import time
+
+import numpy as np
+import torch
+
+from data_io import DataError, atomic_output
+
+CHECKPOINT_FORMAT = 1
+
+
+def pick_device(name="auto"):
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise DataError(f"--device {name}: CUDA is not available on this machine (use --device cpu)")
+    return torch.device(name)
+
+
+def seed_everything(seed):
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def rng_state(generator=None):
+    """Every RNG a training run draws from, as tensors (safe for weights_only loading)."""
+    state = {"torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.stack(torch.cuda.get_rng_state_all())
+    if generator is not None:
+        state["generator"] = generator.get_state()
+    return state
+
+
+def set_rng_state(state, generator=None):
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available() and len(state["cuda"]) == torch.cuda.device_count():
+        torch.cuda.set_rng_state_all(list(state["cuda"]))
+    if generator is not None and "generator" in state:
+        generator.set_state(state["generator"])
+
+
+def clean_state_dict(state_dict):
+    """Strip DataParallel/DDP ``module.`` and torch.compile ``_orig_mod.`` prefixes."""
+    out = {}
+    for k, v in state_dict.items():
+        for prefix in ("module.", "_orig_mod."):
+            while k.startswith(prefix):
+                k = k[len(prefix):]
+        out[k] = v
+    return out
+
+
+def save_checkpoint(ckpt, path):
+    """Write with torch.save to a temporary file in the same folder, then rename over ``path``."""
+    with atomic_output(path) as tmp:
+        torch.save(ckpt, tmp)
+
+
+def load_checkpoint(path, map_location="cpu"):
+    """Load one of our checkpoints with ``weights_only=True`` (no pickled code ever runs)."""
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise DataError(f"checkpoint {path} not found")
+    try:
+        ckpt = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as e:  # pickled modules, truncated files, other formats
+        msg = str(e).strip().splitlines()[0][:160] if str(e).strip() else type(e).__name__
+        raise DataError(f"{path}: not a loadable checkpoint of this repo ({msg})") from None
+    if not isinstance(ckpt, dict) or "net" not in ckpt or "arch" not in ckpt:
+        raise DataError(f"{path}: not a checkpoint of this repo (no 'arch'/'net' entries)")
+    return ckpt
+
+
+def write_json(obj, path):
+    with atomic_output(path) as tmp, open(tmp, "w") as f:
+        json.dump(obj, f, indent=2, default=str)
+        f.write("\n")
+
+
+class AverageMeter:
+    def __init__(self):
+        self.sum, self.count = 0.0, 0
+
+    def update(self, value, n=1):
+        self.sum += float(value) * n
+        self.count += n
+
+    @property
+    def avg(self):
+        return self.sum / max(self.count, 1)
+
+
+class Stopwatch:
+    """Accumulates named time spans; on CUDA with events, so the GPU is never synced per batch."""
+
+    def __init__(self, device):
+        self.cuda = torch.device(device).type == "cuda"
+        self.spans = {}
+
+    def start(self):
+        if self.cuda:
+            e = torch.cuda.Event(enable_timing=True)
+            e.record()
+            return e
+        return time.perf_counter()
+
+    def stop(self, name, started):
+        if self.cuda:
+            e = torch.cuda.Event(enable_timing=True)
+            e.record()
+            self.spans.setdefault(name, []).append((started, e))
+        else:
+            self.spans.setdefault(name, []).append(time.perf_counter() - started)
+
+    def totals(self):
+        """Seconds per name (synchronises CUDA once)."""
+        if self.cuda:
+            torch.cuda.synchronize()
+            return {k: sum(a.elapsed_time(b) for a, b in v) / 1000 for k, v in self.spans.items()}
+        return {k: sum(v) for k, v in self.spans.items()}
+
+
+class MetricsCSV:
+    """metrics.csv, one row per epoch; on resume, rows after the resumed epoch are dropped."""
+
+    def __init__(self, path, resume_epoch=None):
+        self.path = path
+        self.fields = None
+        rows = []
+        if resume_epoch is not None and os.path.exists(path):
+            with open(path, newline="") as f:
+                rows = [r for r in csv.DictReader(f) if int(r["epoch"]) <= resume_epoch]
+        if rows:
+            self.fields = list(rows[0])
+        with atomic_output(path) as tmp, open(tmp, "w", newline="") as f:
+            if rows:
+                w = csv.DictWriter(f, self.fields)
+                w.writeheader()
+                w.writerows(rows)
+
+    def append(self, row):
+        new = self.fields is None
+        if new:
+            self.fields = list(row)
+        with open(self.path, "a", newline="") as f:
+            w = csv.DictWriter(f, self.fields)
+            if new:
+                w.writeheader()
+            w.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in row.items()})
+
+
+def read_metrics(path):
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
