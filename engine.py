@@ -21,7 +21,7 @@ from tqdm import tqdm
 
 import transforms as T
 from data_io import DataError
-from utils import (CHECKPOINT_FORMAT, AverageMeter, MetricsCSV, Stopwatch, clean_state_dict, load_checkpoint,
+from utils import (CHECKPOINT_FORMAT, MetricsCSV, Stopwatch, clean_state_dict, load_checkpoint,
                    rng_state, save_checkpoint, set_rng_state, write_json)
 
 CROP = 44  # training crop and test crops of the 48x48 faces
@@ -41,6 +41,42 @@ RESUME_OVERRIDABLE = ("epochs", "device", "eval_every", "compile", "resume", "am
 
 class TrainingDiverged(RuntimeError):
     pass
+
+
+def add_model_args(ap):
+    """--model and --width, for the scripts that train a network from scratch."""
+    import models
+    ap.add_argument("--model", default="VGG19", metavar="NAME", help=f"{', '.join(models.MODELS)} (default: VGG19)")
+    ap.add_argument("--width", type=float, default=1.0, metavar="W",
+                    help="scale every conv width by W, e.g. 0.25 for a CPU-sized net (ResNet: block "
+                         "inner widths only) (default: 1.0)")
+    return ap
+
+
+def canonical_model(args):
+    """Normalise args.model to the registry's spelling, or exit with one error line."""
+    import models
+    from data_io import cli_error
+    try:
+        args.model = models.canonical_name(args.model)
+    except ValueError as e:
+        cli_error(f"--model: {e}")
+    return args.model
+
+
+def model_info(model, arch, data, **extra):
+    """What every checkpoint carries to rebuild the model and label its outputs."""
+    return {"arch": arch, "cfg": model.cfg, "num_classes": data.num_classes, "in_channels": 1,
+            "class_names": data.class_names, "dataset": data.name, "synthetic": data.synthetic, **extra}
+
+
+def build_model_from_args(args, num_classes):
+    """The network asked for by --model/--width (args.model already canonical)."""
+    import models
+    if not 0 < args.width <= 4:
+        raise DataError(f"--width {args.width}: must be in (0, 4]")
+    cfg = models.scale_cfg(models.default_cfg(args.model), args.width) if args.width != 1 else None
+    return models.build_model(args.model, cfg=cfg, num_classes=num_classes)
 
 
 def add_train_args(ap, recipes, default_recipe):

@@ -11,10 +11,8 @@ config.json, summary.json).
 """
 import argparse
 import os
-import sys
 
 import engine
-import models
 from data_io import DataError, cli_error
 from dataset import H5Dataset
 from utils import pick_device, seed_everything
@@ -25,21 +23,14 @@ RECIPES = {"published": engine.PUBLISHED_FER, "fast": engine.FAST_FER}
 def build_parser():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--model", default="VGG19", metavar="NAME",
-                    help=f"{', '.join(models.MODELS)} (default: VGG19)")
-    ap.add_argument("--width", type=float, default=1.0, metavar="W",
-                    help="scale every conv width by W, e.g. 0.25 for a CPU-sized net (ResNet: block "
-                         "inner widths only) (default: 1.0)")
+    engine.add_model_args(ap)
     engine.add_train_args(ap, RECIPES, "published")
     return ap
 
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
-    try:
-        arch = args.model = models.canonical_name(args.model)
-    except ValueError as e:
-        cli_error(f"--model: {e}")
+    arch = engine.canonical_model(args)
     try:
         data = H5Dataset(args.data or "data/data.h5", kind="FER")
         out = args.out or os.path.join("checkpoints", f"{data.name}_{arch}")
@@ -51,12 +42,8 @@ def main(argv=None):
                   "only that the pipeline learns.")
         train = data.load("Training", device)
         evals = {s: data.load(s, device) for s in ("PublicTest", "PrivateTest") if s in data.splits}
-        if not 0 < args.width <= 4:
-            raise DataError(f"--width {args.width}: must be in (0, 4]")
-        cfg = models.scale_cfg(models.default_cfg(arch), args.width) if args.width != 1 else None
-        model = models.build_model(arch, cfg=cfg, num_classes=data.num_classes).to(device)
-        info = {"arch": arch, "cfg": model.cfg, "num_classes": data.num_classes, "in_channels": 1,
-                "class_names": data.class_names, "dataset": data.name, "synthetic": data.synthetic}
+        model = engine.build_model_from_args(args, data.num_classes).to(device)
+        info = engine.model_info(model, arch, data)
         print(f"{data.name}: train {len(train[0])}, " + ", ".join(f"{k} {len(v[0])}" for k, v in evals.items())
               + f" | {arch} on {engine.describe_device(device)} | out {out}")
         summary = engine.fit(model, train, evals, args, info, select="PublicTest" if "PublicTest" in evals else None)

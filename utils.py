@@ -83,19 +83,6 @@ def write_json(obj, path):
         f.write("\n")
 
 
-class AverageMeter:
-    def __init__(self):
-        self.sum, self.count = 0.0, 0
-
-    def update(self, value, n=1):
-        self.sum += float(value) * n
-        self.count += n
-
-    @property
-    def avg(self):
-        return self.sum / max(self.count, 1)
-
-
 class Stopwatch:
     """Accumulates named time spans; on CUDA with events, so the GPU is never synced per batch."""
 

@@ -1,0 +1,48 @@
+"""Shared by the benchmarks: machine description and writing a section of BENCHMARKS.md."""
+import os
+import platform
+import re
+import subprocess
+import sys
+import time
+
+import torch
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+
+def machine():
+    if torch.cuda.is_available():
+        return f"{torch.cuda.get_device_name(0)}, torch {torch.__version__}"
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = re.search(r"model name\s*:\s*(.*)", f.read()).group(1)
+    except (OSError, AttributeError):
+        pass
+    return f"CPU {cpu}, {os.cpu_count()} cores, torch {torch.__version__}"
+
+
+def record(title, body, path=os.path.join(ROOT, "BENCHMARKS.md")):
+    """Replace (or append) the section '## title' of BENCHMARKS.md with ``body``."""
+    text = open(path).read() if os.path.exists(path) else "# Benchmarks\n"
+    section = f"## {title}\n\n{body.strip()}\n"
+    pattern = re.compile(rf"^## {re.escape(title)}\n.*?(?=^## |\Z)", re.S | re.M)
+    text = pattern.sub(lambda _: section + "\n", text) if pattern.search(text) else text.rstrip() + "\n\n" + section
+    with open(path, "w") as f:
+        f.write(text)
+    print(f"wrote section '{title}' of {path}")
+
+
+def run_measured(code):
+    """Run ``code`` (which sets ``secs``) in a fresh python; return (secs, peak RSS MB of that process)."""
+    wrapper = f"import resource, sys\nsys.path.insert(0, {ROOT!r})\n{code}\n" \
+              "print(secs, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)"
+    r = subprocess.run([sys.executable, "-c", wrapper], capture_output=True, text=True, check=True)
+    secs, mb = r.stdout.strip().splitlines()[-1].split()
+    return float(secs), float(mb)
+
+
+def now():
+    return time.perf_counter()
