@@ -37,8 +37,10 @@ def record(title, body, path=os.path.join(ROOT, "BENCHMARKS.md")):
 
 def run_measured(code):
     """Run ``code`` (which sets ``secs``) in a fresh python; return (secs, peak RSS MB of that process)."""
-    wrapper = f"import resource, sys\nsys.path.insert(0, {ROOT!r})\n{code}\n" \
-              "print(secs, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)"
+    # VmHWM is this process image's own peak (ru_maxrss would include the forked parent's pages)
+    wrapper = f"import sys\nsys.path.insert(0, {ROOT!r})\n{code}\n" \
+              "hwm = [l for l in open('/proc/self/status') if l.startswith('VmHWM')][0].split()[1]\n" \
+              "print(secs, int(hwm) / 1024)"
     r = subprocess.run([sys.executable, "-c", wrapper], capture_output=True, text=True, check=True)
     secs, mb = r.stdout.strip().splitlines()[-1].split()
     return float(secs), float(mb)

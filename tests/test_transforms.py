@@ -61,3 +61,16 @@ def test_random_erasing_zeroes_one_rectangle():
         assert len(zero) > 0
         (t, l), (b, r) = zero.min(0).values.tolist(), zero.max(0).values.tolist()
         assert (out[i, 0, t:b + 1, l:r + 1] == 0).all()  # the zeros form one filled rectangle
+
+
+def test_train_augment_is_a_window_or_its_mirror():
+    x = batch(64)
+    out = T.train_augment(x, 44, torch.Generator().manual_seed(3))
+    mirrored = 0
+    for i in range(64):
+        wins = [x[i, :, t:t + 44, l:l + 44] for t in range(5) for l in range(5)]
+        plain = any(torch.equal(out[i], T.to_float(w)) for w in wins)
+        flip = any(torch.equal(out[i], T.to_float(w.flip(-1))) for w in wins)
+        assert plain or flip
+        mirrored += flip and not plain
+    assert 15 < mirrored < 49

@@ -12,17 +12,20 @@ MEAN, STD = 0.5, 0.25
 
 def to_float(x):
     """uint8 (B, C, H, W) -> normalised float32 of the same shape."""
-    return (x.float() / 255.0 - MEAN) / STD
+    return x.float().mul_(1.0 / (255.0 * STD)).sub_(MEAN / STD)  # (x/255 - MEAN)/STD, in place
 
 
-def crop(x, top, left, size):
-    """Crop every image of the batch at its own (top, left); top/left are (B,) long tensors."""
+def crop(x, top, left, size, flip=None):
+    """Crop every image at its own (top, left), mirrored where ``flip`` is True; one gather.
+
+    top, left: (B,) long tensors; flip: (B,) bool tensor or None.
+    """
     B, C, H, W = x.shape
     ar = torch.arange(size, device=x.device)
-    rows = (top[:, None] + ar)[:, None, :, None].expand(B, C, size, W)  # (B, C, s, W)
-    x = x.gather(2, rows)
-    cols = (left[:, None] + ar)[:, None, None, :].expand(B, C, size, size)  # (B, C, s, s)
-    return x.gather(3, cols)
+    cols = ar.expand(B, size) if flip is None else torch.where(flip[:, None], size - 1 - ar, ar)  # (B, s)
+    idx = (top[:, None, None] + ar[None, :, None]) * W + (left[:, None] + cols)[:, None, :]  # (B, s, s)
+    flat = x.reshape(B, C, H * W)
+    return flat.gather(2, idx.view(B, 1, size * size).expand(B, C, size * size)).view(B, C, size, size)
 
 
 def random_crop(x, size, generator=None):
@@ -60,11 +63,15 @@ def random_erasing(x, generator=None, p=0.5, area=(0.02, 0.2), aspect=(0.3, 3.3)
 
 
 def train_augment(x, size=44, generator=None, flip=True, erase=0.0):
-    """uint8 (B, C, 48, 48) -> float (B, C, size, size): random crop, mirror, optional erasing."""
-    x = random_crop(x, size, generator)
-    if flip:
-        x = random_flip(x, generator)
-    x = to_float(x)
+    """uint8 (B, C, 48, 48) -> float (B, C, size, size): random crop, mirror, optional erasing.
+
+    Crop and mirror are one gather of the uint8 batch; only the small result becomes float.
+    """
+    B, _, H, W = x.shape
+    top = torch.randint(0, H - size + 1, (B,), device=x.device, generator=generator)
+    left = torch.randint(0, W - size + 1, (B,), device=x.device, generator=generator)
+    mirror = torch.rand(B, device=x.device, generator=generator) < 0.5 if flip else None
+    x = to_float(crop(x, top, left, size, mirror))
     if erase > 0:
         x = random_erasing(x, generator, p=erase)
     return x

@@ -1,0 +1,78 @@
+"""Fine-tune a network-slimmed model (pruned.pth from prune_vgg.py / prune_resnet.py) on FER2013.
+
+    python fer_vgg_prune.py --model checkpoints/FER2013_VGG19_pruned/pruned.pth
+    python fer_vgg_prune.py --model .../pruned.pth --epochs 60 --lr 0.01 --resume
+
+Same loop, 10-crop evaluation and honest selection as mainpro_FER.py (best.pth = best
+PublicTest epoch). Writes best.pth, last.pth, metrics.csv beside pruned.pth (or --out), then
+prints the unpruned / pruned / fine-tuned comparison.
+"""
+import argparse
+import json
+import os
+
+import engine
+import models
+from data_io import DataError, cli_error
+from dataset import H5Dataset
+from utils import load_checkpoint, pick_device, seed_everything
+
+# fine-tuning starts from trained weights: a shorter cosine schedule, no warm-up
+FINETUNE = dict(engine.PUBLISHED_FER, epochs=60, lr=0.01, schedule="cosine", warmup=0)
+RECIPES = {"finetune": FINETUNE}
+
+
+def comparison(report, summary):
+    """The before/after table: unpruned, pruned before fine-tuning, fine-tuned (honest selection)."""
+    acc = report.get("accuracy_10crop", {})
+    splits = list(summary["honest"])
+    head = f"{'model':28s} {'params':>11s} {'MACs/img':>13s} {'MB':>7s} " + " ".join(f"{s:>11s}" for s in splits)
+    rows = [head]
+    for tag, name, size in (("unpruned", "unpruned", report["unpruned"]), ("pruned", "pruned, before fine-tune",
+                                                                          report["pruned"])):
+        accs = " ".join(f"{acc[tag][s]:11.3f}" if tag in acc and s in acc[tag] else f"{'-':>11s}" for s in splits)
+        rows.append(f"{name:28s} {size['params']:11,d} {size['macs']:13,d} {size['weights_mb']:7.2f} {accs}")
+    p = report["pruned"]
+    rows.append(f"{'pruned + fine-tuned':28s} {p['params']:11,d} {p['macs']:13,d} {p['weights_mb']:7.2f} "
+                + " ".join(f"{summary['honest'][s]:11.3f}" for s in splits))
+    q = report["ratios"]
+    rows.append(f"\n{report['arch']} at {report['percent']:.2f}: {q['params']:.1f}x fewer parameters, "
+                f"{q['macs']:.1f}x fewer multiply-adds, {q['weights_mb']:.1f}x smaller file. "
+                "Accuracies: 10-crop, fine-tuned row at the best-PublicTest epoch.")
+    return "\n".join(rows)
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--model", required=True, metavar="CKPT", help="pruned.pth written by prune_vgg.py")
+    engine.add_train_args(ap, RECIPES, "finetune")
+    args = ap.parse_args(argv)
+    try:
+        pruned = load_checkpoint(args.model)
+        if "pruned_from" not in pruned:
+            print(f"note: {args.model} is not a pruned checkpoint; fine-tuning it as it is")
+        data = H5Dataset(args.data or pruned.get("args", {}).get("data") or "data/data.h5")
+        args.data = data.path
+        out = args.out or os.path.dirname(os.path.abspath(args.model))
+        args = engine.resolve_args(args, RECIPES, out)
+        device = pick_device(args.device)
+        seed_everything(args.seed)
+        model = models.model_from_checkpoint(pruned).to(device)
+        if pruned["num_classes"] != data.num_classes:
+            raise DataError(f"{args.model} has {pruned['num_classes']} classes but {data.path} has {data.num_classes}")
+        train = data.load("Training", device)
+        evals = {s: data.load(s, device) for s in ("PublicTest", "PrivateTest") if s in data.splits}
+        info = engine.model_info(model, pruned["arch"], data, pruned_from=pruned.get("pruned_from", ""))
+        print(f"fine-tuning {pruned['arch']} cfg {model.cfg} on {data.name} | out {out}")
+        summary = engine.fit(model, train, evals, args, info, select="PublicTest" if "PublicTest" in evals else None)
+        print(engine.format_summary(summary))
+        report_path = os.path.join(os.path.dirname(os.path.abspath(args.model)), "prune_report.json")
+        if os.path.exists(report_path):
+            with open(report_path) as f:
+                print("\n" + comparison(json.load(f), summary))
+    except (DataError, engine.TrainingDiverged) as e:
+        cli_error(str(e), code=3 if isinstance(e, engine.TrainingDiverged) else 2)
+
+
+if __name__ == "__main__":
+    main()
