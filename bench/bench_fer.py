@@ -45,7 +45,7 @@ def bench_parse(csv_path):
     with tempfile.TemporaryDirectory() as tmp:
         ours_s, ours_mb = min(run_measured(OURS.format(csv=csv_path, out=os.path.join(tmp, "d.h5"))) for _ in range(3))
     naive_s, naive_mb = run_measured(NAIVE.format(csv=csv_path))
-    size = os.path.getsize(csv_path) / 2**20
+    size = os.path.getsize(csv_path) / 1e6
     return ("| CSV -> arrays | seconds | peak RSS MB |\n|---|---|---|\n"
             f"| csv module + per-pixel int() | {naive_s:.2f} | {naive_mb:.0f} |\n"
             f"| preprocess_fer2013.convert (to HDF5, best of 3) | {ours_s:.2f} | {ours_mb:.0f} |\n"
