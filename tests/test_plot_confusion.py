@@ -1,0 +1,45 @@
+import json
+import os
+
+import numpy as np
+import torch
+
+import engine
+import mainpro_FER
+import models
+import plot_confusion_matrix
+from conftest import run_script
+from dataset import H5Dataset
+from utils import load_checkpoint
+
+
+def test_confusion_png_and_report_match_a_direct_computation(synthetic_h5, tmp_path):
+    mainpro_FER.main(["--data", synthetic_h5, "--out", str(tmp_path), "--model", "VGG11", "--width", "0.125",
+                      "--device", "cpu", "--epochs", "2", "--eval-every", "2"])
+    plot_confusion_matrix.main(["--checkpoint", str(tmp_path / "best.pth"), "--split", "PublicTest", "--device", "cpu"])
+    png, js = tmp_path / "PublicTest_confusion.png", tmp_path / "PublicTest_report.json"
+    assert png.stat().st_size > 20_000 and open(png, "rb").read(4) == b"\x89PNG"
+    rep = json.load(open(js))
+    x, y = H5Dataset(synthetic_h5).load("PublicTest")
+    cm = np.array(rep["confusion"])
+    assert cm.sum() == len(y) == rep["n"]
+    model = models.model_from_checkpoint(load_checkpoint(tmp_path / "best.pth"))
+    pred = engine.predict_logits(model, x).argmax(1)
+    direct = np.zeros_like(cm)
+    np.add.at(direct, (y.numpy(), pred.numpy()), 1)
+    assert (cm == direct).all()
+    assert abs(rep["accuracy"] - 100 * (pred == y).double().mean().item()) < 1e-9
+    assert "macro avg" in rep["report"]
+
+
+def test_bad_inputs_are_one_line(tmp_path, synthetic_h5):
+    r = run_script("plot_confusion_matrix.py", "--checkpoint", str(tmp_path / "none.pth"))
+    assert r.returncode == 2 and "not found" in r.stderr and r.stderr.strip().count("\n") == 0
+    m = models.build_model("VGG11", cfg=[8, "M", 8, "M", 8, "M", 8, "M", 8, "M"])
+    torch.save({"arch": "VGG11", "cfg": m.cfg, "num_classes": 7, "net": m.state_dict(), "class_names": list("abcdefg"),
+                "args": {"data": synthetic_h5}}, tmp_path / "m.pth")
+    r = run_script("plot_confusion_matrix.py", "--checkpoint", str(tmp_path / "m.pth"), "--split", "Validation")
+    assert r.returncode == 2 and "no split 'Validation'" in r.stderr and "Traceback" not in r.stderr
+    r = run_script("plot_confusion_matrix.py", "--dataset", "CK+", "--checkpoint", str(tmp_path))
+    assert r.returncode == 2 and "fold1" in r.stderr and "k_fold_train.py" in r.stderr
+    assert not os.path.exists(tmp_path / "pooled_confusion.png")
