@@ -40,3 +40,13 @@ def synthetic_h5(tmp_path_factory):
     path = tmp_path_factory.mktemp("synth") / "synthetic.h5"
     preprocess_fer2013.write_synthetic(str(path), 1400, seed=0)
     return str(path)
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint(synthetic_h5, tmp_path_factory):
+    """best.pth of a narrow VGG11 trained for a few epochs on the synthetic faces."""
+    import mainpro_FER
+    out = tmp_path_factory.mktemp("tiny_run")
+    mainpro_FER.main(["--data", synthetic_h5, "--out", str(out), "--model", "VGG11", "--width", "0.125",
+                      "--device", "cpu", "--recipe", "fast", "--epochs", "5", "--eval-every", "5"])
+    return str(out / "best.pth")

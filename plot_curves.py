@@ -1,0 +1,130 @@
+"""Training curves from metrics.csv, and the pruning comparison figure.
+
+    python plot_curves.py checkpoints/FER2013_VGG19 [more run folders]      # -> <run>/curves.png
+    python plot_curves.py --prune checkpoints/FER2013_VGG19_pruned [...]    # -> pruning_comparison.png
+
+Curves: training loss and every test loss per epoch; train and test accuracies with the lr on a
+second axis. Pruning: accuracy (fine-tuned if available, else before fine-tuning) against
+parameters and against CPU latency (1 face x 10 crops, measured now) for the unpruned model and
+each pruned folder.
+"""
+import argparse
+import json
+import os
+import time
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+from data_io import DataError, cli_error  # noqa: E402
+from utils import read_metrics  # noqa: E402
+
+
+def num(rows, key):
+    pts = [(int(r["epoch"]), float(r[key])) for r in rows if r.get(key) not in (None, "")]
+    return [p[0] for p in pts], [p[1] for p in pts]
+
+
+def plot_run(run):
+    path = os.path.join(run, "metrics.csv")
+    if not os.path.exists(path):
+        raise DataError(f"{path} not found: is {run} a training output folder?")
+    rows = read_metrics(path)
+    if not rows:
+        raise DataError(f"{path} has no epochs yet")
+    splits = [k[:-4] for k in rows[0] if k.endswith("_acc") and k != "train_acc"]
+    fig, (a, b) = plt.subplots(1, 2, figsize=(12, 4.5))
+    a.plot(*num(rows, "train_loss"), label="train")
+    for s in splits:
+        a.plot(*num(rows, f"{s}_loss"), marker=".", label=s)
+    a.set_xlabel("epoch")
+    a.set_ylabel("loss")
+    a.legend()
+    b.plot(*num(rows, "train_acc"), label="train")
+    for s in splits:
+        b.plot(*num(rows, f"{s}_acc"), marker=".", label=f"{s} (10-crop)")
+    b.set_xlabel("epoch")
+    b.set_ylabel("accuracy %")
+    b.legend(loc="lower right")
+    lr = b.twinx()
+    lr.plot(*num(rows, "lr"), color="grey", ls="--", lw=1)
+    lr.set_ylabel("lr", color="grey")
+    fig.suptitle(os.path.basename(os.path.abspath(run)))
+    fig.tight_layout()
+    out = os.path.join(run, "curves.png")
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+    return out
+
+
+def latency_ms(model, reps=20):
+    import torch
+    x = torch.randn(10, 1, 44, 44)
+    model.eval()
+    with torch.no_grad():
+        model(x)
+        t = time.perf_counter()
+        for _ in range(reps):
+            model(x)
+    return 1000 * (time.perf_counter() - t) / reps
+
+
+def plot_prune(folders, split="PrivateTest"):
+    import models
+    from utils import load_checkpoint
+    points = []
+    for d in folders:
+        rp = os.path.join(d, "prune_report.json")
+        if not os.path.exists(rp):
+            raise DataError(f"{rp} not found: run prune_vgg.py/prune_resnet.py with --save {d} first")
+        with open(rp) as f:
+            r = json.load(f)
+        if not points:  # the unpruned source, once
+            src = load_checkpoint(r["source"])
+            acc = src["metrics"].get("at_best", {}).get(split) or r["accuracy_10crop"].get("unpruned", {}).get(split)
+            points.append(("unpruned", r["unpruned"]["params"], latency_ms(models.model_from_checkpoint(src)), acc))
+        best = os.path.join(d, "best.pth")
+        ck = load_checkpoint(best if os.path.exists(best) else os.path.join(d, "pruned.pth"))
+        acc = ck["metrics"].get("at_best", {}).get(split) or r["accuracy_10crop"].get("pruned", {}).get(split)
+        points.append((f"pruned {r['percent']:.1f}", r["pruned"]["params"], latency_ms(models.model_from_checkpoint(ck)), acc))
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
+    for ax, idx, xlabel in ((axes[0], 1, "parameters"), (axes[1], 2, "CPU ms, 1 face x 10 crops")):
+        for name, *vals in points:
+            if vals[2] is not None:
+                ax.scatter(vals[idx - 1], vals[2])
+                ax.annotate(name, (vals[idx - 1], vals[2]), textcoords="offset points", xytext=(5, 5), fontsize=8)
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel(f"{split} accuracy % (10-crop)")
+        if idx == 1:
+            ax.set_xscale("log")
+    fig.suptitle("network slimming: accuracy vs size and latency")
+    fig.tight_layout()
+    out = os.path.join(folders[0], "pruning_comparison.png")
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+    return out, points
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("runs", nargs="+", metavar="DIR", help="training output folders (or pruned folders with --prune)")
+    ap.add_argument("--prune", action="store_true", help="draw the pruning comparison of these pruned folders")
+    ap.add_argument("--split", default="PrivateTest", metavar="NAME", help="accuracy shown (default: PrivateTest)")
+    args = ap.parse_args(argv)
+    try:
+        if args.prune:
+            out, points = plot_prune(args.runs, args.split)
+            for name, params, ms, acc in points:
+                print(f"{name:12s} {params:12,d} params  {ms:8.2f} ms  {args.split} {acc if acc is not None else '-'}")
+            print(f"wrote {out}")
+        else:
+            for run in args.runs:
+                print(f"wrote {plot_run(run)}")
+    except DataError as e:
+        cli_error(str(e))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,264 @@
+"""Predict facial expressions on your own photos (or a video) with a trained checkpoint.
+
+    python predict.py photo.jpg [more.jpg ...] --checkpoint checkpoints/FER2013_VGG19/best.pth
+    python predict.py photo.jpg --json                 # one JSON line per face
+    python predict.py face.png --no-detect             # the whole image is one pre-cropped face
+    python predict.py photo.jpg --onnx model.onnx      # ONNX Runtime instead of PyTorch
+    python predict.py --video clip.mp4                 # annotated copy + per-frame JSON lines
+
+Faces are found with OpenCV's frontal-face Haar cascade (shipped inside the opencv-python-headless
+4.x wheel), cropped with a margin, turned into 48x48 grey, and classified with the same 10-crop
+averaging as evaluation. Without --checkpoint the newest of checkpoints/FER2013_VGG19/best.pth
+and the released weights in weights/ is used. A photo without a face says so (exit 0); an
+unreadable file is reported and the other files are still processed (exit 1 at the end).
+"""
+import argparse
+import collections
+import json
+import os
+import sys
+
+import numpy as np
+
+from data_io import DataError, cli_error
+
+DEFAULT_CHECKPOINTS = ("checkpoints/FER2013_VGG19/best.pth", "weights/fer2013_vgg19_slim.pth")
+
+
+def load_grey(path):
+    """Any image file -> grey uint8 (H, W), EXIF rotation applied; 16-bit and float scaled to 0-255."""
+    from PIL import Image, ImageOps, UnidentifiedImageError
+    try:
+        with Image.open(path) as im:
+            im = ImageOps.exif_transpose(im)
+            if im.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
+                a = np.asarray(im, np.float64)
+                hi = 65535.0 if im.mode.startswith("I;16") else max(a.max(), 1e-9)
+                return np.clip(a / hi * 255.0, 0, 255).astype(np.uint8)
+            if im.mode in ("RGBA", "LA", "P", "PA"):
+                im = im.convert("RGBA")
+                bg = Image.new("RGBA", im.size, (255, 255, 255, 255))  # transparent -> white
+                im = Image.alpha_composite(bg, im)
+            return np.asarray(im.convert("L"), np.uint8)
+    except (FileNotFoundError, IsADirectoryError):
+        raise DataError(f"{path}: file not found") from None
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
+        raise DataError(f"{path}: unreadable image ({e})") from None
+
+
+class FaceDetector:
+    def __init__(self, min_size=30):
+        import cv2
+        path = os.path.join(cv2.data.haarcascades, "haarcascade_frontalface_default.xml")
+        self.cascade = cv2.CascadeClassifier(path)
+        if self.cascade.empty():
+            raise DataError(f"OpenCV's Haar cascade {path} is missing (install opencv-python-headless 4.x)")
+        self.min_size = min_size
+
+    def __call__(self, grey):
+        """Boxes (x, y, w, h), largest first."""
+        boxes = self.cascade.detectMultiScale(grey, scaleFactor=1.1, minNeighbors=5,
+                                              minSize=(self.min_size, self.min_size))
+        return sorted((tuple(int(v) for v in b) for b in boxes), key=lambda b: -b[2] * b[3])
+
+
+def crop_face(grey, box, margin=0.2):
+    """Square crop around ``box`` with ``margin`` of its size on each side, as 48x48 uint8."""
+    import cv2
+    x, y, w, h = box
+    side = int(max(w, h) * (1 + 2 * margin))
+    cx, cy = x + w / 2, y + h / 2
+    x0, y0 = int(round(cx - side / 2)), int(round(cy - side / 2))
+    H, W = grey.shape
+    pad = max(0, -x0, -y0, x0 + side - W, y0 + side - H)
+    if pad:  # faces at the border: replicate edge pixels instead of shrinking the crop
+        grey = cv2.copyMakeBorder(grey, pad, pad, pad, pad, cv2.BORDER_REPLICATE)
+        x0, y0 = x0 + pad, y0 + pad
+    return cv2.resize(grey[y0:y0 + side, x0:x0 + side], (48, 48), interpolation=cv2.INTER_AREA)
+
+
+def whole_face(grey):
+    import cv2
+    return cv2.resize(grey, (48, 48), interpolation=cv2.INTER_AREA if min(grey.shape) > 48 else cv2.INTER_LINEAR)
+
+
+class Classifier:
+    """48x48 grey faces -> class probabilities, 10-crop averaged; PyTorch or ONNX Runtime."""
+
+    def __init__(self, checkpoint=None, onnx=None, device="cpu"):
+        import torch
+
+        import models
+        from utils import load_checkpoint, pick_device
+        self.torch = torch
+        if onnx:
+            import onnxruntime as ort
+            if not os.path.isfile(onnx):
+                raise DataError(f"{onnx}: ONNX model not found (make one with export_onnx.py)")
+            self.session = ort.InferenceSession(onnx, providers=["CPUExecutionProvider"])
+            meta = self.session.get_modelmeta().custom_metadata_map
+            self.class_names = json.loads(meta.get("class_names", "[]")) or None
+            self.model = None
+        else:
+            path = checkpoint or next((p for p in DEFAULT_CHECKPOINTS if os.path.exists(p)), None)
+            if path is None or not os.path.exists(path):
+                raise DataError(f"no trained checkpoint at {checkpoint or ' or '.join(DEFAULT_CHECKPOINTS)}: train "
+                                "one with `python preprocess_fer2013.py && python mainpro_FER.py` (see README), "
+                                "or pass --checkpoint PATH")
+            ck = load_checkpoint(path)
+            self.device = pick_device(device)
+            self.model = models.model_from_checkpoint(ck).to(self.device).eval()
+            self.class_names = ck["class_names"]
+            self.source = path
+
+    def __call__(self, faces):
+        """faces: uint8 (N, 48, 48) -> probabilities (N, C) as numpy."""
+        import engine
+        import transforms as T
+        torch = self.torch
+        x = torch.from_numpy(np.ascontiguousarray(faces)).unsqueeze(1)  # (N, 1, 48, 48)
+        if self.model is not None:
+            logits = engine.predict_logits(self.model, x.to(self.device))
+        else:
+            crops = T.ten_crop(T.to_float(x), engine.CROP)  # (N, 10, 1, 44, 44)
+            out = self.session.run(None, {self.session.get_inputs()[0].name: crops.flatten(0, 1).numpy()})[0]
+            logits = torch.from_numpy(out).view(len(x), 10, -1).mean(1)
+        return torch.softmax(logits.float(), 1).cpu().numpy()
+
+
+def draw_figure(grey, boxes, probs, names, path, title):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.patches import Rectangle
+    n = max(1, len(boxes))
+    fig = plt.figure(figsize=(10, max(4, 2.2 * n)))
+    ax = fig.add_subplot(1, 2, 1)
+    ax.imshow(grey, cmap="gray", vmin=0, vmax=255)
+    for i, (b, p) in enumerate(zip(boxes, probs)):
+        ax.add_patch(Rectangle((b[0], b[1]), b[2], b[3], fill=False, color="lime", lw=2))
+        ax.text(b[0], b[1] - 3, f"{i + 1}: {names[int(p.argmax())]} {p.max():.0%}", color="lime", fontsize=10,
+                va="bottom", bbox=dict(facecolor="black", alpha=0.5, pad=1))
+    ax.set_title(title, fontsize=9)
+    ax.axis("off")
+    for i, p in enumerate(probs):
+        bx = fig.add_subplot(n, 2, 2 * i + 2)
+        bx.barh(range(len(names)), p, color=["tab:green" if j == p.argmax() else "tab:blue" for j in range(len(p))])
+        bx.set_yticks(range(len(names)), names, fontsize=8)
+        bx.set_xlim(0, 1)
+        bx.invert_yaxis()
+        bx.set_title(f"face {i + 1}", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def records(file, boxes, probs, names):
+    return [{"file": file, "face": i + 1, "box": list(b), "label": names[int(p.argmax())],
+             "probabilities": {n: round(float(v), 6) for n, v in zip(names, p)}} for i, (b, p) in enumerate(zip(boxes, probs))]
+
+
+def predict_images(args, clf):
+    detect = None if args.no_detect else FaceDetector(args.min_face)
+    failed = 0
+    os.makedirs(args.out, exist_ok=True)
+    for path in args.images:
+        try:
+            grey = load_grey(path)
+        except DataError as e:
+            print(f"error: {e}", file=sys.stderr)
+            failed += 1
+            continue
+        if detect is None:
+            boxes = [(0, 0, grey.shape[1], grey.shape[0])]
+            faces = [whole_face(grey)]
+        else:
+            boxes = detect(grey)
+            faces = [crop_face(grey, b, args.margin) for b in boxes]
+        if not faces:
+            print(f"{path}: no face found")
+            continue
+        probs = clf(np.stack(faces))
+        names = clf.class_names or [str(i) for i in range(probs.shape[1])]
+        if args.json:
+            for r in records(path, boxes, probs, names):
+                print(json.dumps(r))
+        else:
+            for r in records(path, boxes, probs, names):
+                print(f"{path} face {r['face']} {r['box']}: {r['label']} ({max(r['probabilities'].values()):.1%})")
+        fig = os.path.join(args.out, os.path.splitext(os.path.basename(path))[0] + "_pred.png")
+        draw_figure(grey, boxes, probs, names, fig, os.path.basename(path))
+        if not args.json:
+            print(f"  figure: {fig}")
+    return 1 if failed else 0
+
+
+def predict_video(args, clf):
+    import cv2
+    cap = cv2.VideoCapture(args.video)
+    if not cap.isOpened():
+        raise DataError(f"{args.video}: cannot open video")
+    fps = cap.get(cv2.CAP_PROP_FPS) or 25.0
+    os.makedirs(args.out, exist_ok=True)
+    stem = os.path.join(args.out, os.path.splitext(os.path.basename(args.video))[0])
+    writer, history, frame_no = None, collections.deque(maxlen=args.smooth), 0
+    detect = FaceDetector(args.min_face)
+    with open(stem + "_frames.jsonl", "w") as log:
+        while True:
+            ok, frame = cap.read()
+            if not ok:
+                break
+            if writer is None:
+                h, w = frame.shape[:2]
+                writer = cv2.VideoWriter(stem + "_pred.mp4", cv2.VideoWriter_fourcc(*"mp4v"), fps, (w, h))
+            grey = cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY)
+            boxes = detect(grey)[:1]  # the largest face, smoothed over the last frames
+            rec = {"frame": frame_no, "faces": []}
+            if boxes:
+                history.append(clf(np.stack([crop_face(grey, boxes[0], args.margin)]))[0])
+                p = np.mean(history, 0)
+                names = clf.class_names
+                x, y, bw, bh = boxes[0]
+                cv2.rectangle(frame, (x, y), (x + bw, y + bh), (0, 255, 0), 2)
+                cv2.putText(frame, f"{names[int(p.argmax())]} {p.max():.0%}", (x, max(12, y - 6)),
+                            cv2.FONT_HERSHEY_SIMPLEX, 0.6, (0, 255, 0), 2)
+                rec["faces"] = records(args.video, boxes, [p], names)
+            else:
+                history.clear()
+            writer.write(frame)
+            log.write(json.dumps(rec) + "\n")
+            frame_no += 1
+    cap.release()
+    if writer is not None:
+        writer.release()
+    print(f"{frame_no} frames -> {stem}_pred.mp4, {stem}_frames.jsonl")
+    return 0
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("images", nargs="*", metavar="IMAGE", help="photos (any format PIL reads)")
+    ap.add_argument("--checkpoint", metavar="PTH", help=f"trained model (default: {DEFAULT_CHECKPOINTS[0]}, "
+                                                        f"else {DEFAULT_CHECKPOINTS[1]})")
+    ap.add_argument("--onnx", metavar="FILE", help="use this ONNX model with ONNX Runtime instead")
+    ap.add_argument("--no-detect", action="store_true", help="treat each image as one pre-cropped face")
+    ap.add_argument("--json", action="store_true", help="print one JSON line per face")
+    ap.add_argument("--video", metavar="FILE", help="annotate a video instead of photos")
+    ap.add_argument("--out", default="predictions", metavar="DIR", help="where figures go (default: predictions)")
+    ap.add_argument("--margin", type=float, default=0.2, metavar="M", help="crop margin around a face (default: 0.2)")
+    ap.add_argument("--min-face", type=int, default=30, metavar="PX", help="smallest face in pixels (default: 30)")
+    ap.add_argument("--smooth", type=int, default=5, metavar="K", help="video: average over K frames (default: 5)")
+    ap.add_argument("--device", default="cpu", metavar="DEV", help="(default: cpu)")
+    args = ap.parse_args(argv)
+    if not args.images and not args.video:
+        ap.error("give at least one IMAGE or --video FILE")
+    try:
+        clf = Classifier(args.checkpoint, args.onnx, args.device)
+        code = predict_video(args, clf) if args.video else predict_images(args, clf)
+    except DataError as e:
+        cli_error(str(e))
+    raise SystemExit(code)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,116 @@
+import json
+import os
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import export_onnx
+import plot_curves
+import predict
+from conftest import run_script
+from data_io import synthetic_faces
+
+KEYS = {"file", "face", "box", "label", "probabilities"}
+
+
+def photo(seed=0, size=(400, 300)):
+    """A 'photo': one drawn face, enlarged, on a plain background (OpenCV's cascade finds it)."""
+    import cv2
+    x, _ = synthetic_faces(1, seed=seed)
+    canvas = np.full((size[1], size[0]), 90, np.uint8)
+    canvas[50:242, 100:292] = cv2.resize(x[0], (192, 192), interpolation=cv2.INTER_CUBIC)
+    return canvas
+
+
+@pytest.fixture(scope="module")
+def images(tmp_path_factory):
+    d = tmp_path_factory.mktemp("photos")
+    g = photo()
+    Image.fromarray(g).convert("RGB").save(d / "rgb.jpg")
+    rgba = Image.fromarray(g).convert("RGBA")
+    rgba.putalpha(255)
+    rgba.save(d / "rgba.png")
+    Image.fromarray(g).convert("P").save(d / "palette.png")
+    Image.fromarray((g.astype(np.uint16) * 257)).save(d / "grey16.png")
+    rotated = Image.fromarray(np.ascontiguousarray(np.rot90(g))).convert("RGB")  # stored sideways...
+    exif = Image.Exif()
+    exif[0x0112] = 8  # ...with the EXIF tag that rotates it upright
+    rotated.save(d / "exif.jpg", exif=exif)
+    Image.fromarray(np.tile(np.linspace(0, 255, 400, dtype=np.uint8), (300, 1))).save(d / "noface.png")
+    (d / "broken.jpg").write_bytes(b"this is not a jpeg")
+    return d
+
+
+def test_every_image_mode_gives_a_face_with_json(tiny_checkpoint, images, tmp_path, capsys):
+    files = [str(images / f) for f in ("rgb.jpg", "rgba.png", "palette.png", "grey16.png", "exif.jpg")]
+    with pytest.raises(SystemExit) as e:
+        predict.main([*files, "--checkpoint", tiny_checkpoint, "--json", "--out", str(tmp_path)])
+    assert e.value.code == 0
+    lines = [json.loads(l) for l in capsys.readouterr().out.splitlines()]
+    assert [l["file"] for l in lines] == files  # exactly one face per photo, in order
+    for l in lines:
+        assert set(l) == KEYS and len(l["box"]) == 4 and l["box"][2] > 60
+        assert l["label"] in l["probabilities"] and abs(sum(l["probabilities"].values()) - 1) < 1e-4
+        assert l["label"] == max(l["probabilities"], key=l["probabilities"].get)
+    assert len([f for f in os.listdir(tmp_path) if f.endswith("_pred.png")]) == 5
+    assert (tmp_path / "rgb_pred.png").stat().st_size > 10_000
+
+
+def test_no_face_and_unreadable(tiny_checkpoint, images, tmp_path):
+    r = run_script("predict.py", str(images / "noface.png"), str(images / "broken.jpg"), str(images / "rgb.jpg"),
+                   "--checkpoint", tiny_checkpoint, "--out", str(tmp_path))
+    assert "noface.png: no face found" in r.stdout
+    assert "broken.jpg: unreadable image" in r.stderr and "Traceback" not in r.stderr
+    assert "rgb.jpg face 1" in r.stdout  # the file after the broken one is still processed
+    assert r.returncode == 1
+    r = run_script("predict.py", str(images / "noface.png"), "--checkpoint", tiny_checkpoint, "--out", str(tmp_path))
+    assert r.returncode == 0 and "no face found" in r.stdout
+
+
+def test_no_detect_treats_image_as_face(tiny_checkpoint, images, tmp_path, capsys):
+    Image.fromarray(synthetic_faces(1, seed=2)[0][0]).save(tmp_path / "crop.png")
+    with pytest.raises(SystemExit):
+        predict.main([str(tmp_path / "crop.png"), "--no-detect", "--json", "--checkpoint", tiny_checkpoint,
+                      "--out", str(tmp_path)])
+    rec = json.loads(capsys.readouterr().out)
+    assert rec["box"] == [0, 0, 48, 48]
+
+
+def test_missing_checkpoint_says_how_to_get_one(images, tmp_path):
+    r = run_script("predict.py", str(images / "rgb.jpg"), "--checkpoint", str(tmp_path / "none.pth"))
+    assert r.returncode == 2 and "mainpro_FER.py" in r.stderr and r.stderr.strip().count("\n") == 0
+
+
+def test_onnx_parity_and_predict_with_onnx(tiny_checkpoint, images, tmp_path, capsys):
+    diff = export_onnx.main(["--checkpoint", tiny_checkpoint, "--out", str(tmp_path / "m.onnx")])
+    assert diff < 1e-4 and (tmp_path / "m.onnx").exists()
+    out = capsys.readouterr().out
+    assert "ONNX Runtime" in out and "PyTorch" in out
+    runs = []
+    for extra in (["--onnx", str(tmp_path / "m.onnx")], ["--checkpoint", tiny_checkpoint]):
+        with pytest.raises(SystemExit):
+            predict.main([str(images / "rgb.jpg"), "--json", "--out", str(tmp_path), *extra])
+        runs.append(json.loads(capsys.readouterr().out))
+    assert runs[0]["label"] == runs[1]["label"] and runs[0]["box"] == runs[1]["box"]
+    for k, v in runs[0]["probabilities"].items():
+        assert abs(v - runs[1]["probabilities"][k]) < 1e-4
+
+
+def test_video_annotated_copy(tiny_checkpoint, tmp_path):
+    import cv2
+    path = str(tmp_path / "clip.avi")
+    w = cv2.VideoWriter(path, cv2.VideoWriter_fourcc(*"MJPG"), 10, (400, 300))
+    for i in range(6):
+        w.write(cv2.cvtColor(photo(seed=i % 2), cv2.COLOR_GRAY2BGR))
+    w.release()
+    r = run_script("predict.py", "--video", path, "--checkpoint", tiny_checkpoint, "--out", str(tmp_path / "o"))
+    assert r.returncode == 0, r.stderr
+    frames = [json.loads(l) for l in open(tmp_path / "o" / "clip_frames.jsonl")]
+    assert len(frames) == 6 and all(len(f["faces"]) == 1 for f in frames)
+    assert os.path.getsize(tmp_path / "o" / "clip_pred.mp4") > 1000
+
+
+def test_curves_figure(tiny_checkpoint):
+    out = plot_curves.plot_run(os.path.dirname(tiny_checkpoint))
+    assert os.path.getsize(out) > 20_000
