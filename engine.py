@@ -21,8 +21,8 @@ from tqdm import tqdm
 
 import transforms as T
 from data_io import DataError
-from utils import (CHECKPOINT_FORMAT, MetricsCSV, Stopwatch, clean_state_dict, load_checkpoint,
-                   rng_state, save_checkpoint, set_rng_state, write_json)
+from utils import (CHECKPOINT_FORMAT, MetricsCSV, Stopwatch, clean_state_dict, is_main_process, load_checkpoint,
+                   rank_world, rng_state, save_checkpoint, set_rng_state, write_json)
 
 CROP = 44  # training crop and test crops of the 48x48 faces
 
@@ -189,19 +189,33 @@ def amp_dtype(args, device):
 # ----------------------------------------------------------------------------------------
 # One epoch of training, one evaluation
 
-def train_one_epoch(model, x, y, optimizer, scheduler, args, generator, scaler=None, dtype=None, desc="train"):
-    """x: uint8 (N, 1, 48, 48) on the device; returns loss, accuracy and data/compute seconds."""
+def make_generators(seed, device):
+    """'shuffle' is identical on every process (same permutation); 'augment' differs per rank."""
+    rank, _ = rank_world()
+    shuffle = torch.Generator(device=device)
+    shuffle.manual_seed(seed)
+    augment = torch.Generator(device=device)
+    augment.manual_seed(seed * 1000 + 1 + rank)
+    return {"shuffle": shuffle, "augment": augment}
+
+
+def train_one_epoch(model, x, y, optimizer, scheduler, args, gens, scaler=None, dtype=None, desc="train"):
+    """x: uint8 (N, 1, 48, 48) on the device; returns loss, accuracy and data/compute seconds.
+
+    Under torchrun every process walks the same permutation and takes its share of each global
+    batch of ``args.bs`` images; gradients are averaged by DistributedDataParallel.
+    """
     model.train()
     device = x.device
+    rank, world = rank_world()
     n = len(x)
     clock = Stopwatch(device)
-    loss_sum = torch.zeros((), device=device)
-    correct = torch.zeros((), device=device, dtype=torch.long)
-    perm = torch.randperm(n, device=device, generator=generator)
-    for i in tqdm(range(0, n, args.bs), desc=desc, leave=False, disable=None):
+    stats = torch.zeros(3, device=device)  # loss sum, correct, images (this process)
+    perm = torch.randperm(n, device=device, generator=gens["shuffle"])
+    for i in tqdm(range(0, n, args.bs), desc=desc, leave=False, disable=None if rank == 0 else True):
         t0 = clock.start()
-        idx = perm[i:i + args.bs]
-        xb = T.train_augment(x[idx], CROP, generator, flip=True, erase=args.erase)  # (B, 1, 44, 44) float
+        idx = perm[i:i + args.bs][rank::world]
+        xb = T.train_augment(x[idx], CROP, gens["augment"], flip=True, erase=args.erase)  # (B, 1, 44, 44) float
         yb = y[idx]
         if args.channels_last:
             xb = xb.contiguous(memory_format=torch.channels_last)
@@ -226,21 +240,44 @@ def train_one_epoch(model, x, y, optimizer, scheduler, args, generator, scaler=N
         else:
             optimizer.step()
         scheduler.step()
-        loss_sum += loss.detach() * len(idx)
-        correct += (out.argmax(1) == yb).sum()
+        stats += torch.stack([loss.detach().float() * len(idx), (out.argmax(1) == yb).sum().float(),
+                              torch.tensor(float(len(idx)), device=device)])
         clock.stop("compute", t1)
-    loss = loss_sum.item() / n
+    if world > 1:
+        torch.distributed.all_reduce(stats)
+    loss_sum, correct, count = stats.tolist()
+    loss = loss_sum / count
     if not math.isfinite(loss):
         raise TrainingDiverged(f"training loss became {loss}")
     spans = clock.totals()
-    return {"loss": loss, "acc": 100.0 * correct.item() / n, "data_s": spans.get("data", 0.0),
+    return {"loss": loss, "acc": 100.0 * correct / count, "data_s": spans.get("data", 0.0),
             "compute_s": spans.get("compute", 0.0)}
 
 
 @torch.no_grad()
 def predict_logits(model, x, bs=256, tta="tencrop", dtype=None, channels_last=False):
-    """uint8 (N, 1, 48, 48) -> float logits (N, num_classes), averaged over the test crops."""
+    """uint8 (N, 1, 48, 48) -> float logits (N, num_classes), averaged over the test crops.
+
+    Under torchrun each process scores one contiguous chunk and the chunks are gathered, so
+    every process gets all N rows, each image counted exactly once.
+    """
+    rank, world = rank_world()
+    if world > 1:
+        n = len(x)
+        chunk = math.ceil(n / world)
+        mine = _logits(model, x[rank * chunk:(rank + 1) * chunk], bs, tta, dtype, channels_last)
+        padded = torch.zeros(chunk, mine.shape[1], device=mine.device, dtype=mine.dtype)
+        padded[:len(mine)] = mine
+        parts = [torch.empty_like(padded) for _ in range(world)]
+        torch.distributed.all_gather(parts, padded)
+        return torch.cat(parts)[:n]
+    return _logits(model, x, bs, tta, dtype, channels_last)
+
+
+def _logits(model, x, bs, tta, dtype, channels_last):
     model.eval()
+    if len(x) == 0:  # a process with nothing to score still needs the class count
+        return torch.zeros(0, _num_classes(model), device=x.device)
     out = []
     for i in range(0, len(x), bs):
         xb = x[i:i + bs]
@@ -253,6 +290,11 @@ def predict_logits(model, x, bs=256, tta="tencrop", dtype=None, channels_last=Fa
             logits = model(inp).float()
         out.append(logits.view(len(xb), crops.shape[1], -1).mean(1))
     return torch.cat(out)
+
+
+def _num_classes(model):
+    m = model.module if hasattr(model, "module") else model
+    return m.classifier.out_features
 
 
 def evaluate(model, x, y, bs=256, tta="tencrop", dtype=None, channels_last=False):
@@ -278,6 +320,9 @@ def fit(model, train, evals, args, model_info, select="PublicTest", log=print):
     """
     device = train[0].device
     out = args.out
+    main = is_main_process()
+    if not main:  # only the first process logs and writes files
+        log = lambda *a, **k: None  # noqa: E731
     os.makedirs(out, exist_ok=True)
     last_path, best_path = os.path.join(out, "last.pth"), os.path.join(out, "best.pth")
     steps = math.ceil(len(train[0]) / args.bs)
@@ -286,11 +331,18 @@ def fit(model, train, evals, args, model_info, select="PublicTest", log=print):
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_factor(args, steps))
     dtype = amp_dtype(args, device)
     scaler = torch.amp.GradScaler(device.type) if dtype == torch.float16 else None
-    generator = torch.Generator(device=device)
-    generator.manual_seed(args.seed)
+    gens = make_generators(args.seed, device)
     if args.channels_last:
         model = model.to(memory_format=torch.channels_last)
-    run_model = torch.compile(model) if args.compile else model
+    run_model = model
+    if rank_world()[1] > 1:
+        # BatchNorm statistics are synchronised across processes on GPUs; on CPU (gloo) each
+        # process normalises with its own share of the batch
+        if device.type == "cuda":
+            run_model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
+        run_model = nn.parallel.DistributedDataParallel(run_model, device_ids=[device] if device.type == "cuda" else None)
+    if args.compile:
+        run_model = torch.compile(run_model)
 
     start, best = 0, {"epoch": 0, "select": select, "score": -1.0, "at_best": {}, "test_selected": {}}
     if args.resume and os.path.exists(last_path):
@@ -302,28 +354,29 @@ def fit(model, train, evals, args, model_info, select="PublicTest", log=print):
         scheduler.load_state_dict(ck["scheduler"])
         if scaler is not None and ck.get("scaler"):
             scaler.load_state_dict(ck["scaler"])
-        set_rng_state(ck["rng"], generator)
+        set_rng_state(ck["rng"], gens)
         start, best = ck["epoch"], ck["metrics"]
         log(f"resumed from {last_path} at epoch {start}")
     elif args.resume:
         log(f"--resume: no {last_path} yet, starting from scratch")
-    metrics_csv = MetricsCSV(os.path.join(out, "metrics.csv"), resume_epoch=start if args.resume else None)
-    write_json({"args": vars(args), "model": model_info, "device": describe_device(device),
-                "torch": torch.__version__}, os.path.join(out, "config.json"))
+    if main:
+        metrics_csv = MetricsCSV(os.path.join(out, "metrics.csv"), resume_epoch=start if args.resume else None)
+        write_json({"args": vars(args), "model": model_info, "device": describe_device(device),
+                    "processes": rank_world()[1], "torch": torch.__version__}, os.path.join(out, "config.json"))
     if start >= args.epochs:
         log(f"already trained for {start} epochs (--epochs {args.epochs}); nothing to do")
 
     def checkpoint(epoch, preds):
         return {"format": CHECKPOINT_FORMAT, **model_info, "net": clean_state_dict(model.state_dict()),
                 "epoch": epoch, "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-                "scaler": scaler.state_dict() if scaler is not None else None, "rng": rng_state(generator),
+                "scaler": scaler.state_dict() if scaler is not None else None, "rng": rng_state(gens),
                 "metrics": best, "args": vars(args), "predictions": preds}
 
     for epoch in range(start + 1, args.epochs + 1):
         t0 = time.perf_counter()
         lr = optimizer.param_groups[0]["lr"]
         try:
-            tr = train_one_epoch(run_model, *train, optimizer, scheduler, args, generator, scaler, dtype,
+            tr = train_one_epoch(run_model, *train, optimizer, scheduler, args, gens, scaler, dtype,
                                  desc=f"epoch {epoch}/{args.epochs}")
         except TrainingDiverged as e:
             raise TrainingDiverged(f"{e} at epoch {epoch} (lr {lr:.3g}); stopped. The last good checkpoint "
@@ -351,11 +404,12 @@ def fit(model, train, evals, args, model_info, select="PublicTest", log=print):
                 row[f"{name}_loss"] = row[f"{name}_acc"] = ""
         row.update(train_s=train_s, data_s=tr["data_s"], compute_s=tr["compute_s"], eval_s=eval_s,
                    images_per_s=len(train[0]) / max(train_s, 1e-9))
-        metrics_csv.append(row)
-        ck = checkpoint(epoch, preds)
-        if improved:
-            save_checkpoint(ck, best_path)
-        save_checkpoint(ck, last_path)
+        if main:
+            metrics_csv.append(row)
+            ck = checkpoint(epoch, preds)
+            if improved:
+                save_checkpoint(ck, best_path)
+            save_checkpoint(ck, last_path)
         accs = "  ".join(f"{k} {row[f'{k}_acc']:.2f}" for k in evals if row[f"{k}_acc"] != "")
         log(f"epoch {epoch:3d}  lr {lr:.4g}  loss {tr['loss']:.4f}  train {tr['acc']:.2f}  {accs}  "
             f"({train_s:.1f}s train, {eval_s:.1f}s eval){'  *' if improved else ''}")
@@ -364,7 +418,8 @@ def fit(model, train, evals, args, model_info, select="PublicTest", log=print):
                "selected_by": select or "last epoch", "best_epoch": best["epoch"],
                "honest": best["at_best"], "test_selected_max": best["test_selected"],
                "synthetic": model_info.get("synthetic", False)}
-    write_json(summary, os.path.join(out, "summary.json"))
+    if main:
+        write_json(summary, os.path.join(out, "summary.json"))
     return summary
 
 

@@ -65,11 +65,44 @@ def table(s):
     return "\n".join(lines) + "\n"
 
 
+def parse_gpus(text):
+    """'0,1' -> ['cuda:0', 'cuda:1']; 'cpu' entries stay CPU workers (for testing without GPUs)."""
+    devices = []
+    for item in str(text).split(","):
+        item = item.strip()
+        if item.isdigit():
+            devices.append(f"cuda:{item}")
+        elif item == "cpu":
+            devices.append("cpu")
+        elif item:
+            raise DataError(f"--gpus {text!r}: expected GPU indices like 0,1,2")
+    if not devices:
+        raise DataError(f"--gpus {text!r}: no device given")
+    import torch
+    for d in devices:
+        if d.startswith("cuda") and int(d[5:]) >= torch.cuda.device_count():
+            raise DataError(f"--gpus {text!r}: {d} does not exist ({torch.cuda.device_count()} GPUs visible)")
+    return devices
+
+
+def _worker(args, device, folds):
+    """One process per device: trains its folds one after the other."""
+    args.device = device
+    data = ckplus.load_data(args.data)
+    record = ckplus.folds_record(data, args.protocol, args.fold_seed)
+    for k in folds:
+        fold_args = type(args)(**vars(args))
+        fold_args.resume = os.path.exists(os.path.join(ckplus.out_root(args), f"fold{k}", "last.pth"))
+        ckplus.train_fold(data, record, k, fold_args, log=lambda m, k=k: print(f"[{device} fold {k}] {m}", flush=True))
+
+
 def main(argv=None):
     ap = mainpro_ck.build_parser(__doc__)
     ap.add_argument("--folds", default="1,2,3,4,5,6,7,8,9,10", metavar="LIST",
                     help="comma-separated folds to run (default: all 10)")
     ap.add_argument("--dry-run", action="store_true", help="write folds.json and exit without training")
+    ap.add_argument("--gpus", metavar="LIST", help="spread the folds over these GPUs, one process each, e.g. 0,1,2,3 "
+                                                    "(default: all folds in this process on --device)")
     args = ap.parse_args(argv)
     engine.canonical_model(args)
     try:
@@ -84,14 +117,28 @@ def main(argv=None):
                   + ", ".join(str(len(f["test"])) for f in record["folds"]) + " test images per fold)")
             return
         epochs = args.epochs or ckplus.RECIPES[args.recipe]["epochs"]
+        todo = []
         for k in folds:
-            fold_dir = os.path.join(root, f"fold{k}")
-            if fold_done(fold_dir, epochs):
+            if fold_done(os.path.join(root, f"fold{k}"), epochs):
                 print(f"fold {k}: finished earlier, skipped")
-                continue
-            fold_args = type(args)(**vars(args))
-            fold_args.resume = os.path.exists(os.path.join(fold_dir, "last.pth"))
-            ckplus.train_fold(data, record, k, fold_args)
+            else:
+                todo.append(k)
+        if args.gpus and todo:
+            import torch.multiprocessing as mp
+            devices = parse_gpus(args.gpus)
+            ctx = mp.get_context("spawn")
+            procs = [ctx.Process(target=_worker, args=(args, d, todo[i::len(devices)]))
+                     for i, d in enumerate(devices) if todo[i::len(devices)]]
+            for p in procs:
+                p.start()
+            for p in procs:
+                p.join()
+            failed = [p for p in procs if p.exitcode != 0]
+            if failed:
+                raise DataError(f"{len(failed)} fold worker(s) failed (see their messages above); "
+                                "rerun to resume the unfinished folds")
+        elif todo:
+            _worker(args, args.device, todo)
         summary = summarise(root, record, args.model, folds)
         write_json(summary, os.path.join(root, "summary.json"))
         text = table(summary)

@@ -15,7 +15,7 @@ import os
 import engine
 from data_io import DataError, cli_error
 from dataset import H5Dataset
-from utils import pick_device, seed_everything
+from utils import init_distributed, is_main_process, pick_device, seed_everything
 
 RECIPES = {"published": engine.PUBLISHED_FER, "fast": engine.FAST_FER}
 
@@ -35,19 +35,21 @@ def main(argv=None):
         data = H5Dataset(args.data or "data/data.h5", kind="FER")
         out = args.out or os.path.join("checkpoints", f"{data.name}_{arch}")
         args = engine.resolve_args(args, RECIPES, out)
+        init_distributed(args.device)  # torchrun --nproc_per_node=N: one process per GPU
         device = pick_device(args.device)
         seed_everything(args.seed)
-        if data.synthetic:
+        if data.synthetic and is_main_process():
             print(f"NOTE: {data.path} is SYNTHETIC data (drawn faces), not FER2013; its accuracies say "
                   "only that the pipeline learns.")
         train = data.load("Training", device)
         evals = {s: data.load(s, device) for s in ("PublicTest", "PrivateTest") if s in data.splits}
         model = engine.build_model_from_args(args, data.num_classes).to(device)
         info = engine.model_info(model, arch, data)
-        print(f"{data.name}: train {len(train[0])}, " + ", ".join(f"{k} {len(v[0])}" for k, v in evals.items())
+        log = print if is_main_process() else (lambda *a, **k: None)
+        log(f"{data.name}: train {len(train[0])}, " + ", ".join(f"{k} {len(v[0])}" for k, v in evals.items())
               + f" | {arch} on {engine.describe_device(device)} | out {out}")
         summary = engine.fit(model, train, evals, args, info, select="PublicTest" if "PublicTest" in evals else None)
-        print(engine.format_summary(summary))
+        log(engine.format_summary(summary))
     except (DataError, engine.TrainingDiverged) as e:
         cli_error(str(e), code=3 if isinstance(e, engine.TrainingDiverged) else 2)
 

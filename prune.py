@@ -176,7 +176,6 @@ __all__ = ["prunable_bns", "channel_masks", "masked_model", "compact_model", "co
 
 def main(argv=None, family="VGG", doc=""):
     import argparse
-    import json
     import os
 
     import engine

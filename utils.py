@@ -15,10 +15,43 @@ CHECKPOINT_FORMAT = 1
 
 def pick_device(name="auto"):
     if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        name = "cuda" if torch.cuda.is_available() else "cpu"
     if name.startswith("cuda") and not torch.cuda.is_available():
         raise DataError(f"--device {name}: CUDA is not available on this machine (use --device cpu)")
+    if name == "cuda" and world_size() > 1:  # torchrun: one GPU per process
+        name = f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}"
     return torch.device(name)
+
+
+# ----------------------------------------------------------------------------------------
+# Multi-process training (torchrun): helpers that are no-ops in a single process
+
+def world_size():
+    return int(os.environ.get("WORLD_SIZE", "1"))
+
+
+def init_distributed(device_name="auto"):
+    """Join the process group torchrun set up (NCCL on GPUs, gloo on CPUs); (rank, world)."""
+    import torch.distributed as dist
+    if world_size() == 1:
+        return 0, 1
+    if not dist.is_initialized():
+        use_cuda = torch.cuda.is_available() and not device_name.startswith("cpu")
+        if use_cuda:
+            torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", 0)))
+        dist.init_process_group("nccl" if use_cuda else "gloo")
+    return dist.get_rank(), dist.get_world_size()
+
+
+def rank_world():
+    import torch.distributed as dist
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+def is_main_process():
+    return rank_world()[0] == 0
 
 
 def seed_everything(seed):
@@ -27,22 +60,23 @@ def seed_everything(seed):
     torch.manual_seed(seed)
 
 
-def rng_state(generator=None):
+def rng_state(generators=None):
     """Every RNG a training run draws from, as tensors (safe for weights_only loading)."""
     state = {"torch": torch.get_rng_state()}
     if torch.cuda.is_available():
         state["cuda"] = torch.stack(torch.cuda.get_rng_state_all())
-    if generator is not None:
-        state["generator"] = generator.get_state()
+    for name, g in (generators or {}).items():
+        state[name] = g.get_state()
     return state
 
 
-def set_rng_state(state, generator=None):
+def set_rng_state(state, generators=None):
     torch.set_rng_state(state["torch"])
     if "cuda" in state and torch.cuda.is_available() and len(state["cuda"]) == torch.cuda.device_count():
         torch.cuda.set_rng_state_all(list(state["cuda"]))
-    if generator is not None and "generator" in state:
-        generator.set_state(state["generator"])
+    for name, g in (generators or {}).items():
+        if name in state:
+            g.set_state(state[name])
 
 
 def clean_state_dict(state_dict):

@@ -123,7 +123,7 @@ def bench_models(device, n_train, n_eval, bs=128, full=None):
             model = model.to(memory_format=torch.channels_last)
         opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
         sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 1.0)
-        g = torch.Generator(device=device).manual_seed(0)
+        g = engine.make_generators(0, device)
         engine.train_one_epoch(model, xt[:2 * bs], yt[:2 * bs], opt, sched, args, g, dtype=dtype)  # warm-up
         if device.type == "cuda":
             torch.cuda.synchronize()
