@@ -403,7 +403,8 @@ def fit(model, train, evals, args, model_info, select="PublicTest", log=print):
             for name in evals:
                 row[f"{name}_loss"] = row[f"{name}_acc"] = ""
         row.update(train_s=train_s, data_s=tr["data_s"], compute_s=tr["compute_s"], eval_s=eval_s,
-                   images_per_s=len(train[0]) / max(train_s, 1e-9))
+                   images_per_s=len(train[0]) / max(train_s, 1e-9),
+                   peak_mem_gib=torch.cuda.max_memory_allocated(device) / 2**30 if device.type == "cuda" else 0.0)
         if main:
             metrics_csv.append(row)
             ck = checkpoint(epoch, preds)
