@@ -74,7 +74,8 @@ def main():
              "per 44x44 crop (FLOPs = 2x).")
     print(table)
     if args.write:
-        record(f"Network slimming, VGG19, on {machine()}", table)
+        kind = "trained checkpoint" if args.checkpoint else "random BatchNorm scales"
+        record(f"Network slimming, VGG19 ({kind}), on {machine()}", table)
 
 
 if __name__ == "__main__":
