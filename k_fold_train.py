@@ -85,11 +85,12 @@ def parse_gpus(text):
     return devices
 
 
-def _worker(args, device, folds):
-    """One process per device: trains its folds one after the other."""
+def _worker(args, device, folds, data=None, record=None):
+    """Trains ``folds`` one after the other on ``device`` (one such process per GPU with --gpus)."""
     args.device = device
-    data = ckplus.load_data(args.data)
-    record = ckplus.folds_record(data, args.protocol, args.fold_seed)
+    if data is None:  # a spawned process loads its own copy
+        data = ckplus.load_data(args.data)
+        record = ckplus.folds_record(data, args.protocol, args.fold_seed)
     for k in folds:
         fold_args = type(args)(**vars(args))
         fold_args.resume = os.path.exists(os.path.join(ckplus.out_root(args), f"fold{k}", "last.pth"))
@@ -138,7 +139,7 @@ def main(argv=None):
                 raise DataError(f"{len(failed)} fold worker(s) failed (see their messages above); "
                                 "rerun to resume the unfinished folds")
         elif todo:
-            _worker(args, args.device, todo)
+            _worker(args, args.device, todo, data, record)
         summary = summarise(root, record, args.model, folds)
         write_json(summary, os.path.join(root, "summary.json"))
         text = table(summary)

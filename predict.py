@@ -19,6 +19,7 @@ import os
 import sys
 
 import numpy as np
+import torch
 
 from data_io import DataError, cli_error
 
@@ -86,11 +87,8 @@ class Classifier:
     """48x48 grey faces -> class probabilities, 10-crop averaged; PyTorch or ONNX Runtime."""
 
     def __init__(self, checkpoint=None, onnx=None, device="cpu"):
-        import torch
-
         import models
         from utils import load_checkpoint, pick_device
-        self.torch = torch
         if onnx:
             import onnxruntime as ort
             if not os.path.isfile(onnx):
@@ -112,18 +110,26 @@ class Classifier:
             self.source = path
 
     def __call__(self, faces):
-        """faces: uint8 (N, 48, 48) -> probabilities (N, C) as numpy."""
+        """faces: uint8 (N, 48, 48) -> probabilities (N, C) as numpy (10-crop, as in evaluation)."""
         import engine
-        import transforms as T
-        torch = self.torch
         x = torch.from_numpy(np.ascontiguousarray(faces)).unsqueeze(1)  # (N, 1, 48, 48)
         if self.model is not None:
             logits = engine.predict_logits(self.model, x.to(self.device))
         else:
-            crops = T.ten_crop(T.to_float(x), engine.CROP)  # (N, 10, 1, 44, 44)
-            out = self.session.run(None, {self.session.get_inputs()[0].name: crops.flatten(0, 1).numpy()})[0]
-            logits = torch.from_numpy(out).view(len(x), 10, -1).mean(1)
+            logits = engine.predict_logits(OrtModule(self.session), x)
         return torch.softmax(logits.float(), 1).cpu().numpy()
+
+
+class OrtModule(torch.nn.Module):
+    """An ONNX Runtime session behind the nn.Module call, so evaluation's 10-crop code serves."""
+
+    def __init__(self, session):
+        super().__init__()
+        self.session = session
+        self.input_name = session.get_inputs()[0].name
+
+    def forward(self, x):  # (B, 1, 44, 44) float -> (B, C) logits
+        return torch.from_numpy(self.session.run(None, {self.input_name: x.contiguous().numpy()})[0])
 
 
 def draw_figure(grey, boxes, probs, names, path, title):

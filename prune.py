@@ -74,7 +74,7 @@ def compact_model(model, masks):
     """A new, smaller network holding only the kept channels (same outputs as ``masked_model``)."""
     model = model.cpu()
     masks = [k.cpu() for k in masks]
-    num_classes, in_ch = model.classifier.out_features, model.classifier.in_features
+    num_classes = model.classifier.out_features
     if isinstance(model, VGG):
         cfg, i = [], 0
         for v in model.cfg:
@@ -107,7 +107,6 @@ def compact_model(model, masks):
             state[p + f"bn1.{n}"] = getattr(ob.bn1, n).data[keep].clone()
         state[p + "conv2.weight"] = ob.conv2.weight.data[:, keep].clone()
     new.load_state_dict(state)
-    assert in_ch == new.classifier.in_features
     return new
 
 
@@ -150,11 +149,8 @@ def weights_mb(model):
 
 def layer_table(model, masks):
     """Per prunable layer: (name, kept, total)."""
-    names = []
-    if isinstance(model, VGG):
-        names = [f"conv{i + 1}" for i in range(len(masks))]
-    else:
-        names = [f"block{i + 1}.inner" for i in range(len(masks))]
+    stem = "conv{}" if isinstance(model, VGG) else "block{}.inner"
+    names = [stem.format(i + 1) for i in range(len(masks))]
     return [(n, int(k.sum()), len(k)) for n, k in zip(names, masks)]
 
 
@@ -168,7 +164,7 @@ def max_output_difference(a, b, device="cpu", n=8, seed=0):
 
 
 __all__ = ["prunable_bns", "channel_masks", "masked_model", "compact_model", "count_macs", "n_params",
-           "weights_mb", "layer_table", "max_output_difference", "models"]
+           "weights_mb", "layer_table", "max_output_difference"]
 
 
 # ----------------------------------------------------------------------------------------
