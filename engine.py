@@ -29,9 +29,10 @@ CROP = 44  # training crop and test crops of the 48x48 faces
 # Recipe-governed flags default to None on the command line and are filled from a recipe,
 # so `--recipe fast --lr 0.02` changes only the lr and config.json shows what really ran.
 RECIPE_KEYS = ("epochs", "bs", "lr", "momentum", "wd", "schedule", "decay_start", "decay_every",
-               "decay_rate", "warmup", "clip", "label_smoothing", "erase")
+               "decay_rate", "warmup", "clip", "label_smoothing", "erase", "affine", "ema")
 PUBLISHED_FER = dict(epochs=250, bs=128, lr=0.01, momentum=0.9, wd=5e-4, schedule="step", decay_start=80,
-                     decay_every=5, decay_rate=0.9, warmup=0, clip=0.1, label_smoothing=0.0, erase=0.0)
+                     decay_every=5, decay_rate=0.9, warmup=0, clip=0.1, label_smoothing=0.0, erase=0.0, affine=0.0,
+                     ema=0.0)
 # 100 epochs = 40% of the published 250: the published optimiser with a cosine decay and label
 # smoothing. Not yet tuned on FER2013 (no GPU so far); on the synthetic set a one-cycle peak of
 # 0.05 and random erasing both kept VGG19 at chance for the first epochs, so neither is default.
@@ -103,6 +104,11 @@ def add_train_args(ap, recipes, default_recipe):
     g.add_argument("--clip", type=float, metavar="V", help=f"clamp gradients to [-V, V], 0 = off (default: {r['clip']})")
     g.add_argument("--label-smoothing", type=float, metavar="A", help=f"(default: {r['label_smoothing']})")
     g.add_argument("--erase", type=float, metavar="P", help=f"random-erasing probability (default: {r['erase']})")
+    g.add_argument("--affine", type=float, metavar="DEG",
+                   help=f"random rotation up to DEG degrees with +-10%% zoom, 0 = off (default: {r['affine']})")
+    g.add_argument("--ema", type=float, metavar="D",
+                   help="exponential moving average of the weights (and BatchNorm statistics) with decay D per "
+                        f"step; the average is what is evaluated, selected and saved as 'net'; 0 = off (default: {r['ema']})")
     o = ap.add_argument_group("run")
     o.add_argument("--seed", type=int, default=0, metavar="S", help="seed for init, shuffling and augmentation (default: 0)")
     o.add_argument("--resume", action="store_true", help="continue from last.pth in the output folder")
@@ -133,6 +139,9 @@ def resolve_args(args, recipes, out_dir):
             print(f"note: --resume keeps the saved {', '.join(changed)} of {last}; "
                   "start a new --out to change them", file=sys.stderr)
         args = argparse.Namespace(**{**vars(args), **merged})
+        for k in RECIPE_KEYS:  # a run saved before a recipe key existed ran without it
+            if getattr(args, k, None) is None:
+                setattr(args, k, PUBLISHED_FER[k])
     else:
         if args.recipe not in recipes:
             raise DataError(f"--recipe {args.recipe}: choose from {', '.join(recipes)}")
@@ -144,6 +153,8 @@ def resolve_args(args, recipes, out_dir):
             raise DataError(f"--{k} {getattr(args, k)}: must be at least 1")
     if not args.lr > 0:
         raise DataError(f"--lr {args.lr}: must be positive")
+    if not 0 <= args.ema < 1:
+        raise DataError(f"--ema {args.ema}: must be in [0, 1), e.g. 0.999")
     args.out = out_dir
     return args
 
@@ -199,8 +210,11 @@ def make_generators(seed, device):
     return {"shuffle": shuffle, "augment": augment}
 
 
-def train_one_epoch(model, x, y, optimizer, scheduler, args, gens, scaler=None, dtype=None, desc="train"):
+def train_one_epoch(model, x, y, optimizer, scheduler, args, gens, scaler=None, dtype=None, desc="train",
+                    after_step=None):
     """x: uint8 (N, 1, 48, 48) on the device; returns loss, accuracy and data/compute seconds.
+
+    ``after_step()`` runs after every optimizer step (the weight average's update).
 
     Under torchrun every process walks the same permutation and takes its share of each global
     batch of ``args.bs`` images; gradients are averaged by DistributedDataParallel.
@@ -215,7 +229,8 @@ def train_one_epoch(model, x, y, optimizer, scheduler, args, gens, scaler=None, 
     for i in tqdm(range(0, n, args.bs), desc=desc, leave=False, disable=None if rank == 0 else True):
         t0 = clock.start()
         idx = perm[i:i + args.bs][rank::world]
-        xb = T.train_augment(x[idx], CROP, gens["augment"], flip=True, erase=args.erase)  # (B, 1, 44, 44) float
+        xb = T.train_augment(x[idx], CROP, gens["augment"], flip=True, erase=args.erase,
+                             affine=args.affine)  # (B, 1, 44, 44) float
         yb = y[idx]
         if args.channels_last:
             xb = xb.contiguous(memory_format=torch.channels_last)
@@ -240,6 +255,8 @@ def train_one_epoch(model, x, y, optimizer, scheduler, args, gens, scaler=None, 
         else:
             optimizer.step()
         scheduler.step()
+        if after_step is not None:
+            after_step()
         stats += torch.stack([loss.detach().float() * len(idx), (out.argmax(1) == yb).sum().float(),
                               torch.tensor(float(len(idx)), device=device)])
         clock.stop("compute", t1)
@@ -343,13 +360,28 @@ def fit(model, train, evals, args, model_info, select="PublicTest", log=print):
         run_model = nn.parallel.DistributedDataParallel(run_model, device_ids=[device] if device.type == "cuda" else None)
     if args.compile:
         run_model = torch.compile(run_model)
+    # With --ema the averaged copy is what gets evaluated, selected and saved as "net" (so pruning,
+    # fine-tuning, export and predict all see it); the raw weights travel as "train_net" for resume.
+    ema = eval_model = None
+    if args.ema:
+        ema = torch.optim.swa_utils.AveragedModel(model, multi_avg_fn=torch.optim.swa_utils.get_ema_multi_avg_fn(args.ema),
+                                                  use_buffers=True)
+        eval_model = torch.compile(ema.module) if args.compile else ema.module
+    else:
+        eval_model = run_model
 
     start, best = 0, {"epoch": 0, "select": select, "score": -1.0, "at_best": {}, "test_selected": {}}
     if args.resume and os.path.exists(last_path):
         ck = load_checkpoint(last_path, map_location=device)
         if ck["arch"] != model_info["arch"] or ck.get("cfg") != model_info.get("cfg"):
             raise DataError(f"{last_path} holds {ck['arch']} cfg {ck.get('cfg')}, not the model asked for")
-        model.load_state_dict(ck["net"])
+        if (ema is None) != ("train_net" not in ck):
+            raise DataError(f"{last_path} was saved {'without' if ema is not None else 'with'} --ema; "
+                            "resume it with the same setting")
+        model.load_state_dict(ck.get("train_net", ck["net"]))
+        if ema is not None:
+            ema.module.load_state_dict(ck["net"])
+            ema.n_averaged.fill_(ck["ema_updates"])
         optimizer.load_state_dict(ck["optimizer"])
         scheduler.load_state_dict(ck["scheduler"])
         if scaler is not None and ck.get("scaler"):
@@ -367,7 +399,10 @@ def fit(model, train, evals, args, model_info, select="PublicTest", log=print):
         log(f"already trained for {start} epochs (--epochs {args.epochs}); nothing to do")
 
     def checkpoint(epoch, preds):
-        return {"format": CHECKPOINT_FORMAT, **model_info, "net": clean_state_dict(model.state_dict()),
+        extra = {} if ema is None else {"train_net": clean_state_dict(model.state_dict()),
+                                        "ema_updates": int(ema.n_averaged)}
+        net = model if ema is None else ema.module
+        return {"format": CHECKPOINT_FORMAT, **model_info, "net": clean_state_dict(net.state_dict()), **extra,
                 "epoch": epoch, "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
                 "scaler": scaler.state_dict() if scaler is not None else None, "rng": rng_state(gens),
                 "metrics": best, "args": vars(args), "predictions": preds}
@@ -377,7 +412,8 @@ def fit(model, train, evals, args, model_info, select="PublicTest", log=print):
         lr = optimizer.param_groups[0]["lr"]
         try:
             tr = train_one_epoch(run_model, *train, optimizer, scheduler, args, gens, scaler, dtype,
-                                 desc=f"epoch {epoch}/{args.epochs}")
+                                 desc=f"epoch {epoch}/{args.epochs}",
+                                 after_step=None if ema is None else lambda: ema.update_parameters(model))
         except TrainingDiverged as e:
             raise TrainingDiverged(f"{e} at epoch {epoch} (lr {lr:.3g}); stopped. The last good checkpoint "
                                    f"is kept: {last_path if epoch > 1 else '(none yet)'}. Try a lower --lr.") from None
@@ -387,7 +423,7 @@ def fit(model, train, evals, args, model_info, select="PublicTest", log=print):
         if epoch % args.eval_every == 0 or epoch == args.epochs:
             t1 = time.perf_counter()
             for name, (xe, ye) in evals.items():
-                ev = evaluate(run_model, xe, ye, args.eval_bs, args.tta, dtype, args.channels_last)
+                ev = evaluate(eval_model, xe, ye, args.eval_bs, args.tta, dtype, args.channels_last)
                 row[f"{name}_loss"], row[f"{name}_acc"] = ev["loss"], ev["acc"]
                 preds[name] = ev["pred"]
                 prev = best["test_selected"].get(name)

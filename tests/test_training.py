@@ -42,15 +42,42 @@ def test_short_run_beats_chance_by_a_wide_margin(synthetic_h5, tmp_path):
     assert os.path.exists(tmp_path / "config.json") and os.path.exists(tmp_path / "summary.json")
 
 
-def test_resume_equals_uninterrupted(synthetic_h5, tmp_path):
-    a = train(synthetic_h5, tmp_path / "a", "--epochs", "2")
-    train(synthetic_h5, tmp_path / "b", "--epochs", "1")
+@pytest.mark.parametrize("ema", [[], ["--ema", "0.99"]], ids=["plain", "ema"])
+def test_resume_equals_uninterrupted(synthetic_h5, tmp_path, ema):
+    a = train(synthetic_h5, tmp_path / "a", "--epochs", "2", *ema)
+    train(synthetic_h5, tmp_path / "b", "--epochs", "1", *ema)
     b = train(synthetic_h5, tmp_path / "b", "--epochs", "2", "--resume")
     assert b["epoch"] == 2
-    for k in a["net"]:
-        assert torch.equal(a["net"][k], b["net"][k]), k
+    for key in ("net", "train_net") if ema else ("net",):
+        for k in a[key]:
+            assert torch.equal(a[key][k], b[key][k]), (key, k)
     strip = lambda rs: [{k: v for k, v in r.items() if not k.endswith("_s")} for r in rs]
     assert strip(rows(tmp_path / "a")) == strip(rows(tmp_path / "b"))
+
+
+def test_ema_is_what_gets_evaluated_and_saved(synthetic_h5, tmp_path):
+    import models
+    from dataset import H5Dataset
+    data = H5Dataset(synthetic_h5)
+    ck = train(synthetic_h5, tmp_path, "--recipe", "fast", "--epochs", "2", "--ema", "0.9")
+    assert ck["ema_updates"] == 2 * -(-len(data.load("Training")[0]) // 128)  # one update per step
+    # "net" is the average, not the raw weights, and it is the model whose accuracy was logged
+    assert any(not torch.equal(ck["net"][k], ck["train_net"][k]) for k in ck["net"])
+    x, y = data.load("PublicTest")
+    logged = float(rows(tmp_path)[-1]["PublicTest_loss"])
+    assert abs(engine.evaluate(models.model_from_checkpoint(ck), x, y)["loss"] - logged) < 1e-3
+    raw = models.model_from_checkpoint({**ck, "net": ck["train_net"]})
+    assert abs(engine.evaluate(raw, x, y)["loss"] - logged) > 1e-3
+    with pytest.raises(DataError, match="--ema"):
+        engine.resolve_args(mainpro_FER.build_parser().parse_args(["--ema", "1.5"]), mainpro_FER.RECIPES,
+                            str(tmp_path / "x"))
+
+
+def test_tune_mode_never_reads_privatetest(synthetic_h5, tmp_path):
+    train(synthetic_h5, tmp_path, "--epochs", "1", "--tune")
+    assert not any(k.startswith("PrivateTest") for k in rows(tmp_path)[0])
+    best = load_checkpoint(tmp_path / "best.pth")
+    assert list(best["metrics"]["at_best"]) == ["PublicTest"] and list(best["predictions"]) == ["PublicTest"]
 
 
 def test_resume_restores_saved_configuration(synthetic_h5, tmp_path):

@@ -74,3 +74,38 @@ def test_train_augment_is_a_window_or_its_mirror():
         assert plain or flip
         mirrored += flip and not plain
     assert 15 < mirrored < 49
+
+
+def test_random_affine_identity_at_zero_strength():
+    x = T.to_float(batch(8))
+    out = T.random_affine(x, torch.Generator().manual_seed(0), degrees=0.0, scale=0.0)
+    assert torch.allclose(out, x, atol=1e-5)
+
+
+def test_random_affine_rotates_each_image_by_its_own_drawn_angle():
+    # a bright horizontal bar through the centre; after rotation its principal axis has the drawn angle
+    B, S = 32, 44
+    x = torch.zeros(B, 1, S, S)
+    x[:, :, S // 2 - 1:S // 2 + 1, 4:S - 4] = 1.0
+    out = T.random_affine(x, torch.Generator().manual_seed(5), degrees=30.0, scale=0.0)
+    u = torch.rand(B, 2, generator=torch.Generator().manual_seed(5)) * 2 - 1
+    drawn = u[:, 0] * 30.0
+    yy, xx = torch.meshgrid(torch.arange(S, dtype=torch.float), torch.arange(S, dtype=torch.float), indexing="ij")
+    measured = []
+    for img in out[:, 0]:
+        w = img.clamp(min=0) / img.clamp(min=0).sum()
+        my, mx = (w * yy).sum(), (w * xx).sum()
+        cyy, cxx, cxy = (w * (yy - my) ** 2).sum(), (w * (xx - mx) ** 2).sum(), (w * (yy - my) * (xx - mx)).sum()
+        measured.append(float(torch.rad2deg(0.5 * torch.atan2(2 * cxy, cxx - cyy))))
+    measured = torch.tensor(measured)
+    sign = 1.0 if (measured * drawn).sum() > 0 else -1.0  # the direction convention does not matter
+    assert (measured - sign * drawn).abs().max() < 2.0
+    assert drawn.abs().max() > 20 and drawn.min() < 0 < drawn.max()  # a spread of angles was tested
+
+
+def test_train_augment_affine_off_replays_old_draws():
+    x = batch(16)
+    a = T.train_augment(x, 44, torch.Generator().manual_seed(1))
+    b = T.train_augment(x, 44, torch.Generator().manual_seed(1), affine=0.0)
+    c = T.train_augment(x, 44, torch.Generator().manual_seed(1), affine=10.0)
+    assert torch.equal(a, b) and not torch.equal(a, c)

@@ -4,7 +4,10 @@ Every op takes a whole batch ``(B, C, H, W)`` on any device and draws its random
 from the ``generator`` it is given, so CPU and GPU runs use the same code, training needs no
 DataLoader workers, and a run resumed from a saved generator state replays exactly.
 """
+import math
+
 import torch
+import torch.nn.functional as F
 
 # grey-level normalisation after /255; FER2013's mean/std are about 0.51/0.25
 MEAN, STD = 0.5, 0.25
@@ -62,16 +65,37 @@ def random_erasing(x, generator=None, p=0.5, area=(0.02, 0.2), aspect=(0.3, 3.3)
     return x.masked_fill(mask[:, None], 0.0)
 
 
-def train_augment(x, size=44, generator=None, flip=True, erase=0.0):
-    """uint8 (B, C, 48, 48) -> float (B, C, size, size): random crop, mirror, optional erasing.
+def random_affine(x, generator=None, degrees=10.0, scale=0.1):
+    """Rotate each image by its own angle in [-degrees, degrees] and zoom by [1-scale, 1+scale].
+
+    float (B, C, H, W) -> same shape; one batched grid_sample, edges extended (border padding)
+    so no black corners appear.
+    """
+    B = x.shape[0]
+    u = torch.rand(B, 2, device=x.device, generator=generator) * 2 - 1  # (B, 2) in [-1, 1)
+    angle = u[:, 0] * math.radians(degrees)
+    zoom = 1 + u[:, 1] * scale  # > 1 shows more of the face, i.e. zooms out
+    cos, sin = torch.cos(angle) * zoom, torch.sin(angle) * zoom
+    zero = torch.zeros_like(cos)
+    theta = torch.stack([torch.stack([cos, -sin, zero], 1), torch.stack([sin, cos, zero], 1)], 1)  # (B, 2, 3)
+    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+    return F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
+
+
+def train_augment(x, size=44, generator=None, flip=True, erase=0.0, affine=0.0):
+    """uint8 (B, C, 48, 48) -> float (B, C, size, size): random crop, mirror, optional small affine
+    (rotation up to ``affine`` degrees, zoom +-10%) and erasing.
 
     Crop and mirror are one gather of the uint8 batch; only the small result becomes float.
+    Each option draws random numbers only when on, so runs without it replay as before.
     """
     B, _, H, W = x.shape
     top = torch.randint(0, H - size + 1, (B,), device=x.device, generator=generator)
     left = torch.randint(0, W - size + 1, (B,), device=x.device, generator=generator)
     mirror = torch.rand(B, device=x.device, generator=generator) < 0.5 if flip else None
     x = to_float(crop(x, top, left, size, mirror))
+    if affine > 0:
+        x = random_affine(x, generator, degrees=affine)
     if erase > 0:
         x = random_erasing(x, generator, p=erase)
     return x
