@@ -1,0 +1,111 @@
+"""Tune the fast FER2013 recipe on PublicTest only; read PrivateTest once for the final choices.
+
+    python bench/tune_fast.py [--width 0.125] [--epochs 12] [--write]        # the PublicTest table
+    python bench/tune_fast.py --final fast,ema --write                        # then PrivateTest, once
+
+Every variant is the fast recipe plus a few flags, trained with `mainpro_FER.py --tune` (which
+evaluates PublicTest alone) into bench/out/tune/<variant>/, resumable: rerun the same command to
+continue. The table gives PublicTest at the epoch PublicTest selected and the seconds per epoch.
+`--final` scores the selected checkpoints of the named variants on PrivateTest (10-crop) - the
+only place PrivateTest is read. On a CPU the variants are narrow and short, so differences below
+the seed-to-seed spread (the `fast` / `fast-seed1` pair) say nothing.
+"""
+import argparse
+import json
+import os
+import statistics
+
+from common import ROOT, machine, record
+
+import engine  # noqa: E402
+import mainpro_FER  # noqa: E402
+import models  # noqa: E402
+from dataset import H5Dataset  # noqa: E402
+from utils import load_checkpoint, pick_device, read_metrics  # noqa: E402
+
+VARIANTS = {  # name -> flags added to --recipe fast
+    "fast": [],
+    "fast-seed1": ["--seed", "1"],
+    "ema": ["--ema", "0.998"],
+    "affine": ["--affine", "10"],
+    "erase": ["--erase", "0.25"],
+    "no-smoothing": ["--label-smoothing", "0"],
+    "lr0.03": ["--lr", "0.03", "--warmup", "1"],
+}
+
+
+def run_dir(args, name):
+    return os.path.join(args.out, name)
+
+
+def train(args, name):
+    out = run_dir(args, name)
+    if os.path.exists(os.path.join(out, "summary.json")):
+        return
+    print(f"== {name}: {' '.join(VARIANTS[name]) or '(recipe as is)'}", flush=True)
+    mainpro_FER.main(["--data", args.data, "--out", out, "--model", args.model, "--width", str(args.width),
+                      "--recipe", "fast", "--epochs", str(args.epochs), "--eval-every", str(args.eval_every),
+                      "--device", args.device, "--tune", "--resume", *VARIANTS[name]])
+
+
+def public_table(args, names):
+    lines = [f"{args.model} width {args.width}, {args.epochs} epochs, `--recipe fast` + flags; PublicTest "
+             f"(10-crop) at the epoch PublicTest selected; PrivateTest not read.", "",
+             "| variant | flags | PublicTest | selected epoch | s/epoch (train) |", "|---|---|---|---|---|"]
+    for name in names:
+        out = run_dir(args, name)
+        with open(os.path.join(out, "summary.json")) as f:
+            s = json.load(f)
+        secs = statistics.median(float(r["train_s"]) for r in read_metrics(os.path.join(out, "metrics.csv")))
+        lines.append(f"| {name} | `{' '.join(VARIANTS[name]) or '-'}` | {s['honest']['PublicTest']:.3f} | "
+                     f"{s['best_epoch']} | {secs:.1f} |")
+    return "\n".join(lines)
+
+
+def private_table(args, names):
+    device = pick_device(args.device)
+    data = H5Dataset(args.data, kind="FER")
+    x, y = data.load("PrivateTest", device)
+    lines = ["PrivateTest (10-crop) of each final variant's PublicTest-selected checkpoint, read once:", "",
+             "| variant | PublicTest | PrivateTest |", "|---|---|---|"]
+    for name in names:
+        ck = load_checkpoint(os.path.join(run_dir(args, name), "best.pth"))
+        acc = engine.evaluate(models.model_from_checkpoint(ck).to(device), x, y)["acc"]
+        lines.append(f"| {name} | {ck['metrics']['at_best']['PublicTest']:.3f} | {acc:.3f} |")
+    return "\n".join(lines)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--data", default=os.path.join(ROOT, "data", "data.h5"), metavar="FILE",
+                    help="FER2013 h5 (default: data/data.h5)")
+    ap.add_argument("--out", default=os.path.join(ROOT, "bench", "out", "tune"), metavar="DIR",
+                    help="(default: bench/out/tune)")
+    ap.add_argument("--model", default="VGG19", metavar="NAME", help="(default: VGG19)")
+    ap.add_argument("--width", type=float, default=0.125, metavar="W", help="(default: 0.125)")
+    ap.add_argument("--epochs", type=int, default=12, metavar="N", help="(default: 12)")
+    ap.add_argument("--eval-every", type=int, default=2, metavar="K", help="(default: 2)")
+    ap.add_argument("--device", default="auto", metavar="DEV", help="(default: auto)")
+    ap.add_argument("--variants", default=",".join(VARIANTS), metavar="LIST", help="(default: all)")
+    ap.add_argument("--final", metavar="LIST", help="score these variants on PrivateTest (and train nothing)")
+    ap.add_argument("--write", action="store_true", help="record the table in BENCHMARKS.md")
+    args = ap.parse_args()
+    names = (args.final or args.variants).split(",")
+    unknown = [n for n in names if n not in VARIANTS]
+    if unknown:
+        ap.error(f"unknown variant(s) {', '.join(unknown)}; choose from {', '.join(VARIANTS)}")
+    if args.final:
+        text = private_table(args, names)
+        title = f"Fast-recipe tuning, PrivateTest of the final choices ({machine()})"
+    else:
+        for name in names:
+            train(args, name)
+        text = public_table(args, names)
+        title = f"Fast-recipe tuning on PublicTest ({machine()})"
+    print(text)
+    if args.write:
+        record(title, text)
+
+
+if __name__ == "__main__":
+    main()
