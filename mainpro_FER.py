@@ -15,7 +15,7 @@ import os
 import engine
 from data_io import DataError, cli_error
 from dataset import H5Dataset
-from utils import init_distributed, is_main_process, pick_device, seed_everything
+from utils import finish_distributed, init_distributed, is_main_process, pick_device, seed_everything
 
 RECIPES = {"published": engine.PUBLISHED_FER, "fast": engine.FAST_FER}
 
@@ -53,6 +53,7 @@ def main(argv=None):
               + f" | {arch} on {engine.describe_device(device)} | out {out}")
         summary = engine.fit(model, train, evals, args, info, select="PublicTest" if "PublicTest" in evals else None)
         log(engine.format_summary(summary))
+        finish_distributed()
     except (DataError, engine.TrainingDiverged) as e:
         cli_error(str(e), code=3 if isinstance(e, engine.TrainingDiverged) else 2)
 

@@ -43,6 +43,16 @@ def init_distributed(device_name="auto"):
     return dist.get_rank(), dist.get_world_size()
 
 
+def finish_distributed():
+    """Leave the process group cleanly: every process waits for the others, then the group is
+    destroyed. Exiting without this lets one gloo process abort (SIGABRT) when its peer closes
+    the connection first."""
+    import torch.distributed as dist
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()
+
+
 def rank_world():
     import torch.distributed as dist
     if dist.is_available() and dist.is_initialized():
