@@ -363,13 +363,11 @@ def fit(model, train, evals, args, model_info, select="PublicTest", log=print):
         run_model = torch.compile(run_model)
     # With --ema the averaged copy is what gets evaluated, selected and saved as "net" (so pruning,
     # fine-tuning, export and predict all see it); the raw weights travel as "train_net" for resume.
-    ema = eval_model = None
+    ema, eval_model = None, run_model
     if args.ema:
         ema = torch.optim.swa_utils.AveragedModel(model, multi_avg_fn=torch.optim.swa_utils.get_ema_multi_avg_fn(args.ema),
                                                   use_buffers=True)
         eval_model = torch.compile(ema.module) if args.compile else ema.module
-    else:
-        eval_model = run_model
 
     start, best = 0, {"epoch": 0, "select": select, "score": -1.0, "at_best": {}, "test_selected": {}}
     if args.resume and os.path.exists(last_path):
