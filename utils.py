@@ -45,8 +45,8 @@ def init_distributed(device_name="auto"):
 
 def finish_distributed():
     """Leave the process group cleanly: every process waits for the others, then the group is
-    destroyed. Exiting without this lets one gloo process abort (SIGABRT) when its peer closes
-    the connection first."""
+    destroyed, so no process exits while a peer still holds its connection open (the likely
+    cause of one gloo rank's SIGABRT at exit, seen once and not reproduced)."""
     import torch.distributed as dist
     if dist.is_available() and dist.is_initialized():
         dist.barrier()
