@@ -19,6 +19,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from tqdm import tqdm
 
+import prune
 import transforms as T
 from data_io import DataError
 from utils import (CHECKPOINT_FORMAT, MetricsCSV, Stopwatch, clean_state_dict, is_main_process, load_checkpoint,
@@ -29,17 +30,20 @@ CROP = 44  # training crop and test crops of the 48x48 faces
 # Recipe-governed flags default to None on the command line and are filled from a recipe,
 # so `--recipe fast --lr 0.02` changes only the lr and config.json shows what really ran.
 RECIPE_KEYS = ("epochs", "bs", "lr", "momentum", "wd", "schedule", "decay_start", "decay_every",
-               "decay_rate", "warmup", "clip", "label_smoothing", "erase", "affine", "ema")
+               "decay_rate", "warmup", "clip", "label_smoothing", "erase", "affine", "ema", "nesterov")
 PUBLISHED_FER = dict(epochs=250, bs=128, lr=0.01, momentum=0.9, wd=5e-4, schedule="step", decay_start=80,
                      decay_every=5, decay_rate=0.9, warmup=0, clip=0.1, label_smoothing=0.0, erase=0.0, affine=0.0,
-                     ema=0.0)
+                     ema=0.0, nesterov=False)
 # 100 epochs = 40% of the published 250: the published optimiser with a cosine decay and label
 # smoothing. CPU tuning on PublicTest (bench/tune_fast.py, VGG19 width 0.125, 12 epochs): EMA,
 # affine and erasing each lost 1-2 points, lr 0.03 + 1 warm-up epoch gained ~1 point on one seed;
 # too little evidence to change the default before a full-size GPU run (see BENCHMARKS.md).
 FAST_FER = dict(PUBLISHED_FER, epochs=100, schedule="cosine", warmup=0, label_smoothing=0.1)
+# The CPU-scale protocol (VGG19 at --width 0.25 on the full FER2013, about an hour on 2 cores):
+# one-cycle to lr 0.05 with Nesterov momentum, the recipe that reached 68.5% honest in 30 epochs.
+CPU_FER = dict(PUBLISHED_FER, epochs=30, schedule="onecycle", lr=0.05, nesterov=True, label_smoothing=0.1)
 # Flags a resumed run may change; everything else comes back from the saved config.
-RESUME_OVERRIDABLE = ("epochs", "device", "eval_every", "compile", "resume", "amp", "eval_bs")
+RESUME_OVERRIDABLE = ("epochs", "device", "eval_every", "compile", "resume", "amp", "eval_bs", "test_curves")
 
 
 class TrainingDiverged(RuntimeError):
@@ -107,6 +111,8 @@ def add_train_args(ap, recipes, default_recipe):
     g.add_argument("--erase", type=float, metavar="P", help=f"random-erasing probability (default: {r['erase']})")
     g.add_argument("--affine", type=float, metavar="DEG",
                    help=f"random rotation up to DEG degrees with +-10%% zoom, 0 = off (default: {r['affine']})")
+    g.add_argument("--nesterov", action="store_const", const=True,
+                   help=f"Nesterov momentum (default: {r['nesterov']})")
     g.add_argument("--ema", type=float, metavar="D",
                    help="exponential moving average of the weights (and BatchNorm statistics) with decay D per "
                         f"step; the average is what is evaluated, selected and saved as 'net'; 0 = off (default: {r['ema']})")
@@ -119,11 +125,31 @@ def add_train_args(ap, recipes, default_recipe):
     o.add_argument("--compile", action="store_true", help="torch.compile the model")
     o.add_argument("--eval-every", type=int, default=1, metavar="K", help="evaluate every K epochs and the last (default: 1)")
     o.add_argument("--eval-bs", type=int, default=256, metavar="N", help="images per evaluation batch (default: 256)")
+    o.add_argument("--test-curves", action="store_true",
+                   help="score every split at every evaluation (curves and test-selected maxima of the test "
+                        "splits, for comparison with test-selected protocols); default: a split other than the "
+                        "selection split is scored only when the selection split improves")
     o.add_argument("--tta", default="tencrop", choices=("tencrop", "center"),
                    help="test-time augmentation (default: tencrop)")
     o.add_argument("--sr", action="store_true", help="network slimming: L1 sparsity on BatchNorm scales")
-    o.add_argument("--s", type=float, default=1e-4, metavar="S", help="sparsity strength for --sr (default: 1e-4)")
+    o.add_argument("--s", type=sparsity_arg, default="auto", metavar="S",
+                   help="sparsity strength for --sr: a number, or auto = the s that takes a BatchNorm scale the "
+                        "loss does not defend to zero at --s-zero-at of the schedule (default: auto)")
+    o.add_argument("--s-zero-at", type=float, default=0.5, metavar="F",
+                   help="--s auto: fraction of the run at which an undefended scale reaches zero (default: 0.5)")
     return ap
+
+
+def sparsity_arg(text):
+    if text == "auto":
+        return text
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is neither a number nor 'auto'") from None
+    if not v >= 0:
+        raise argparse.ArgumentTypeError(f"{text}: must be >= 0")
+    return v
 
 
 def resolve_args(args, recipes, out_dir):
@@ -154,6 +180,8 @@ def resolve_args(args, recipes, out_dir):
             raise DataError(f"--{k} {getattr(args, k)}: must be at least 1")
     if not args.lr > 0:
         raise DataError(f"--lr {args.lr}: must be positive")
+    if not 0 < getattr(args, "s_zero_at", 0.5) <= 1:
+        raise DataError(f"--s-zero-at {args.s_zero_at}: must be in (0, 1]")
     if not 0 <= args.ema < 1:
         raise DataError(f"--ema {args.ema}: must be in [0, 1), e.g. 0.999")
     args.out = out_dir
@@ -184,13 +212,6 @@ def lr_factor(args, steps_per_epoch):
     return f
 
 
-def add_bn_l1_subgradient(model, s):
-    """Network slimming (Liu et al. 2017): add s * sign(gamma) to every BatchNorm scale's grad."""
-    for m in model.modules():
-        if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.weight is not None and m.weight.grad is not None:
-            m.weight.grad.add_(torch.sign(m.weight.detach()), alpha=s)
-
-
 def amp_dtype(args, device):
     mode = args.amp
     if mode == "auto":
@@ -212,10 +233,13 @@ def make_generators(seed, device):
 
 
 def train_one_epoch(model, x, y, optimizer, scheduler, args, gens, scaler=None, dtype=None, desc="train",
-                    after_step=None):
+                    after_step=None, l1_scales=(), teacher=None):
     """x: uint8 (N, 1, 48, 48) on the device; returns loss, accuracy and data/compute seconds.
 
-    ``after_step()`` runs after every optimizer step (the weight average's update).
+    ``after_step()`` runs after every optimizer step (the weight average's update);
+    ``l1_scales`` are the BatchNorm scales that get network slimming's L1 term (with --sr);
+    ``teacher`` (eval mode) adds knowledge distillation with weight args.kd_alpha at temperature
+    args.kd_t on the same augmented batch.
 
     Under torchrun every process walks the same permutation and takes its share of each global
     batch of ``args.bs`` images; gradients are averaged by DistributedDataParallel.
@@ -240,6 +264,8 @@ def train_one_epoch(model, x, y, optimizer, scheduler, args, gens, scaler=None, 
         with torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
             out = model(xb)  # (B, num_classes)
             loss = F.cross_entropy(out.float(), yb, label_smoothing=args.label_smoothing)
+            if teacher is not None:
+                loss = (1 - args.kd_alpha) * loss + args.kd_alpha * distillation_loss(out, teacher, xb, args.kd_t)
         optimizer.zero_grad(set_to_none=True)
         if scaler is not None:
             scaler.scale(loss).backward()
@@ -249,7 +275,7 @@ def train_one_epoch(model, x, y, optimizer, scheduler, args, gens, scaler=None, 
         if args.clip:
             nn.utils.clip_grad_value_(model.parameters(), args.clip)
         if args.sr:
-            add_bn_l1_subgradient(model, args.s)
+            prune.add_bn_l1_subgradient(l1_scales, args.s)
         if scaler is not None:
             scaler.step(optimizer)
             scaler.update()
@@ -270,6 +296,14 @@ def train_one_epoch(model, x, y, optimizer, scheduler, args, gens, scaler=None, 
     spans = clock.totals()
     return {"loss": loss, "acc": 100.0 * correct / count, "data_s": spans.get("data", 0.0),
             "compute_s": spans.get("compute", 0.0)}
+
+
+def distillation_loss(student_logits, teacher, xb, t):
+    """Hinton et al.'s soft-target term: t^2 * KL(teacher/t || student/t), batch mean."""
+    with torch.no_grad():
+        target = F.log_softmax(teacher(xb).float() / t, dim=1)  # (B, C)
+    return t * t * F.kl_div(F.log_softmax(student_logits.float() / t, dim=1), target, reduction="batchmean",
+                            log_target=True)
 
 
 @torch.no_grad()
@@ -325,7 +359,7 @@ def evaluate(model, x, y, bs=256, tta="tencrop", dtype=None, channels_last=False
 # ----------------------------------------------------------------------------------------
 # The run
 
-def fit(model, train, evals, args, model_info, select="PublicTest", log=print):
+def fit(model, train, evals, args, model_info, select="PublicTest", log=print, teacher=None):
     """Train ``model`` on ``train`` = (x, y), evaluating each split in ``evals`` = {name: (x, y)}.
 
     Honest selection: ``best.pth`` is the epoch with the highest ``select`` accuracy (or the
@@ -334,7 +368,8 @@ def fit(model, train, evals, args, model_info, select="PublicTest", log=print):
     with protocols that chose epochs on the test set.
 
     ``model_info`` (arch, cfg, num_classes, in_channels, class_names, dataset, ...) goes into
-    every checkpoint so any script can rebuild the model. Returns the summary dict.
+    every checkpoint so any script can rebuild the model. ``teacher``: a trained network to distil
+    from (fine-tuning a pruned model). Returns the summary dict.
     """
     device = train[0].device
     out = args.out
@@ -345,8 +380,22 @@ def fit(model, train, evals, args, model_info, select="PublicTest", log=print):
     last_path, best_path = os.path.join(out, "last.pth"), os.path.join(out, "best.pth")
     steps = math.ceil(len(train[0]) / args.bs)
 
-    optimizer = torch.optim.SGD(model.parameters(), lr=args.lr, momentum=args.momentum, weight_decay=args.wd)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_factor(args, steps))
+    optimizer = torch.optim.SGD(model.parameters(), lr=args.lr, momentum=args.momentum, weight_decay=args.wd,
+                                nesterov=bool(args.nesterov))
+    factor = lr_factor(args, steps)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+    l1_scales = ()
+    if args.sr:
+        # 'auto' becomes a number once, so config.json and a resumed run use the same s
+        args.s_rule = getattr(args, "s_rule", None) or ("auto" if args.s == "auto" else "given")
+        plan = prune.sparsity_plan(args.s, args.s_zero_at if args.s == "auto" else None, args.lr, factor,
+                                   args.epochs * steps, args.wd, args.momentum)
+        args.s, args.sparsity = plan["s"], plan
+        l1_scales = [bn.weight for bn in prune.prunable_bns(model)]
+        log(f"sparsity: s = {plan['s']:.3g} ({plan['rule'] if args.s_rule == 'auto' else 'given'}); L1 pull "
+            f"s*sum(lr) = {plan['l1_pull']:.3g} ({plan['l1_pull_with_momentum']:.3g} with momentum), weight decay "
+            f"alone leaves x{plan['wd_shrink']:.3f}; an undefended scale ends at {plan['unaided_scale_at_end']:.3f}; "
+            f"L1 on {len(l1_scales)} prunable BatchNorm layers")
     dtype = amp_dtype(args, device)
     scaler = torch.amp.GradScaler(device.type) if dtype == torch.float16 else None
     gens = make_generators(args.seed, device)
@@ -411,7 +460,7 @@ def fit(model, train, evals, args, model_info, select="PublicTest", log=print):
         lr = optimizer.param_groups[0]["lr"]
         try:
             tr = train_one_epoch(run_model, *train, optimizer, scheduler, args, gens, scaler, dtype,
-                                 desc=f"epoch {epoch}/{args.epochs}",
+                                 desc=f"epoch {epoch}/{args.epochs}", l1_scales=l1_scales, teacher=teacher,
                                  after_step=None if ema is None else lambda: ema.update_parameters(model))
         except TrainingDiverged as e:
             raise TrainingDiverged(f"{e} at epoch {epoch} (lr {lr:.3g}); stopped. The last good checkpoint "
@@ -421,16 +470,28 @@ def fit(model, train, evals, args, model_info, select="PublicTest", log=print):
         preds = {}
         if epoch % args.eval_every == 0 or epoch == args.epochs:
             t1 = time.perf_counter()
-            for name, (xe, ye) in evals.items():
-                ev = evaluate(eval_model, xe, ye, args.eval_bs, args.tta, dtype, args.channels_last)
+
+            def score_split(name):
+                ev = evaluate(eval_model, *evals[name], args.eval_bs, args.tta, dtype, args.channels_last)
                 row[f"{name}_loss"], row[f"{name}_acc"] = ev["loss"], ev["acc"]
                 preds[name] = ev["pred"]
                 prev = best["test_selected"].get(name)
                 if prev is None or ev["acc"] > prev[0]:
                     best["test_selected"][name] = [ev["acc"], epoch]
-            eval_s = time.perf_counter() - t1
+
+            # The selection split first; the others are needed only at an epoch that becomes
+            # best.pth (their honest figure), unless --test-curves asks for every epoch.
+            if select:
+                score_split(select)
             score = row[f"{select}_acc"] if select else float(epoch)
             improved = score > best["score"]
+            for name in evals:
+                if name != select:
+                    if improved or args.test_curves:
+                        score_split(name)
+                    else:
+                        row[f"{name}_loss"] = row[f"{name}_acc"] = ""
+            eval_s = time.perf_counter() - t1
             if improved:
                 best.update(epoch=epoch, score=score, at_best={k: row[f"{k}_acc"] for k in evals})
         else:
@@ -452,7 +513,10 @@ def fit(model, train, evals, args, model_info, select="PublicTest", log=print):
 
     summary = {"dataset": model_info.get("dataset"), "arch": model_info["arch"], "epochs": args.epochs,
                "selected_by": select or "last epoch", "best_epoch": best["epoch"],
-               "honest": best["at_best"], "test_selected_max": best["test_selected"],
+               "honest": best["at_best"],
+               # a test split's maximum over epochs is known only if it was scored at every evaluation
+               "test_selected_max": {k: v for k, v in best["test_selected"].items()
+                                     if k == select or not select or args.test_curves},
                "synthetic": model_info.get("synthetic", False)}
     if main:
         write_json(summary, os.path.join(out, "summary.json"))

@@ -46,6 +46,12 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", required=True, metavar="CKPT", help="pruned.pth written by prune_vgg.py")
     engine.add_train_args(ap, RECIPES, "finetune")
+    k = ap.add_argument_group("knowledge distillation (optional)")
+    k.add_argument("--teacher", metavar="CKPT",
+                   help="distil from this trained checkpoint while fine-tuning, e.g. the unpruned parent's best.pth")
+    k.add_argument("--kd-alpha", type=float, default=0.5, metavar="A",
+                   help="weight of the distillation term; the label loss gets 1-A (default: 0.5)")
+    k.add_argument("--kd-t", type=float, default=4.0, metavar="T", help="distillation temperature (default: 4.0)")
     args = ap.parse_args(argv)
     try:
         pruned = load_checkpoint(args.model)
@@ -60,11 +66,24 @@ def main(argv=None):
         model = models.model_from_checkpoint(pruned).to(device)
         if pruned["num_classes"] != data.num_classes:
             raise DataError(f"{args.model} has {pruned['num_classes']} classes but {data.path} has {data.num_classes}")
+        teacher = None
+        if args.teacher:
+            if not 0 < args.kd_alpha <= 1 or not args.kd_t > 0:
+                raise DataError(f"--kd-alpha {args.kd_alpha} / --kd-t {args.kd_t}: need 0 < A <= 1 and T > 0")
+            tck = load_checkpoint(args.teacher)
+            if tck["num_classes"] != data.num_classes:
+                raise DataError(f"--teacher {args.teacher} has {tck['num_classes']} classes, {data.path} has "
+                                f"{data.num_classes}")
+            teacher = models.model_from_checkpoint(tck).to(device).eval()
+            for p in teacher.parameters():
+                p.requires_grad_(False)
+            print(f"distilling from {args.teacher} ({tck['arch']}), alpha {args.kd_alpha}, T {args.kd_t}")
         train = data.load("Training", device)
         evals = {s: data.load(s, device) for s in ("PublicTest", "PrivateTest") if s in data.splits}
         info = engine.model_info(model, pruned["arch"], data, pruned_from=pruned.get("pruned_from", ""))
         print(f"fine-tuning {pruned['arch']} cfg {model.cfg} on {data.name} | out {out}")
-        summary = engine.fit(model, train, evals, args, info, select="PublicTest" if "PublicTest" in evals else None)
+        summary = engine.fit(model, train, evals, args, info, select="PublicTest" if "PublicTest" in evals else None,
+                             teacher=teacher)
         print(engine.format_summary(summary))
         report_path = os.path.join(os.path.dirname(os.path.abspath(args.model)), "prune_report.json")
         if os.path.exists(report_path):

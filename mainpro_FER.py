@@ -17,7 +17,7 @@ from data_io import DataError, cli_error
 from dataset import H5Dataset
 from utils import finish_distributed, init_distributed, is_main_process, pick_device, seed_everything
 
-RECIPES = {"published": engine.PUBLISHED_FER, "fast": engine.FAST_FER}
+RECIPES = {"published": engine.PUBLISHED_FER, "fast": engine.FAST_FER, "cpu": engine.CPU_FER}
 
 
 def build_parser():

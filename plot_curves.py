@@ -6,7 +6,8 @@
 Curves: training loss and every test loss per epoch; train and test accuracies with the lr on a
 second axis. Pruning: accuracy (fine-tuned if available, else before fine-tuning) against
 parameters and against CPU latency (1 face x 10 crops, measured now) for the unpruned model and
-each pruned folder.
+each pruned folder; and the histogram of the parent's prunable |gamma| with each pruning
+threshold marked (sparsity training should leave a clear mass near zero).
 """
 import argparse
 import json
@@ -74,13 +75,16 @@ def latency_ms(model, reps=20):
 def plot_prune(folders, split="PrivateTest"):
     import models
     from utils import load_checkpoint
-    points = []
+    points, gammas, thresholds = [], None, []
     for d in folders:
         rp = os.path.join(d, "prune_report.json")
         if not os.path.exists(rp):
             raise DataError(f"{rp} not found: run prune_vgg.py/prune_resnet.py with --save {d} first")
         with open(rp) as f:
             r = json.load(f)
+        thresholds.append((r["percent"], r["threshold"]))
+        if gammas is None and r.get("abs_gamma"):
+            gammas = [v for layer in r["abs_gamma"] for v in layer]
         if not points:  # the unpruned source, once
             src = load_checkpoint(r["source"])
             acc = src["metrics"].get("at_best", {}).get(split) or r["accuracy_10crop"].get("unpruned", {}).get(split)
@@ -89,7 +93,7 @@ def plot_prune(folders, split="PrivateTest"):
         ck = load_checkpoint(best if os.path.exists(best) else os.path.join(d, "pruned.pth"))
         acc = ck["metrics"].get("at_best", {}).get(split) or r["accuracy_10crop"].get("pruned", {}).get(split)
         points.append((f"pruned {r['percent']:.1f}", r["pruned"]["params"], latency_ms(models.model_from_checkpoint(ck)), acc))
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
+    fig, axes = plt.subplots(1, 3 if gammas else 2, figsize=(16.5 if gammas else 11, 4.2))
     for ax, idx, xlabel in ((axes[0], 1, "parameters"), (axes[1], 2, "CPU ms, 1 face x 10 crops")):
         for name, *vals in points:
             if vals[2] is not None:
@@ -99,7 +103,20 @@ def plot_prune(folders, split="PrivateTest"):
         ax.set_ylabel(f"{split} accuracy % (10-crop)")
         if idx == 1:
             ax.set_xscale("log")
-    fig.suptitle("network slimming: accuracy vs size and latency")
+    if gammas:
+        import numpy as np
+        ax = axes[2]
+        floor = 1e-4  # |gamma| at or below this is drawn in the first bin
+        g = np.maximum(np.asarray(gammas), floor)
+        ax.hist(g, bins=np.logspace(np.log10(floor), np.log10(max(g.max(), 2 * floor)), 50), color="tab:blue")
+        ax.set_xscale("log")
+        for pct, thr in thresholds:
+            ax.axvline(max(thr, floor), color="tab:red", ls="--", lw=1)
+            ax.annotate(f"prune {pct:.1f}", (max(thr, floor), ax.get_ylim()[1] * 0.9), rotation=90, fontsize=8,
+                        color="tab:red", ha="right")
+        ax.set_xlabel(f"|gamma| of the {len(g)} prunable BatchNorm scales (<= {floor:g} in the first bin)")
+        ax.set_ylabel("channels")
+    fig.suptitle("network slimming: accuracy vs size and latency; BatchNorm scales before pruning")
     fig.tight_layout()
     out = os.path.join(folders[0], "pruning_comparison.png")
     fig.savefig(out, dpi=110)

@@ -1,7 +1,7 @@
 """Network slimming (Liu et al., ICCV 2017): global BatchNorm-scale threshold -> compact network.
 
-Sparsity training (engine.add_bn_l1_subgradient, --sr) pushes unimportant channels' BN scales
-towards zero; here one threshold over all prunable |gamma| removes ``percent`` of the channels,
+Sparsity training (``add_bn_l1_subgradient``, --sr) pushes unimportant channels' BN scales
+towards zero, on the prunable BatchNorm layers only; here one threshold over all prunable |gamma| removes ``percent`` of the channels,
 and the kept slices of every conv / BN / classifier are copied into a genuinely smaller model
 rebuilt from its new cfg. ``masked_model`` zeroes the same channels in the original instead:
 in eval mode both compute the same function, which is the correctness check.
@@ -11,6 +11,7 @@ block, so residual widths stay consistent.
 """
 import copy
 import io
+import math
 
 import torch
 import torch.nn as nn
@@ -27,6 +28,64 @@ def prunable_bns(model):
     if isinstance(model, ResNet):
         return [block.bn1 for block in model.layers]
     raise TypeError(f"cannot prune {type(model).__name__}")
+
+
+def add_bn_l1_subgradient(scales, s):
+    """Network slimming's L1 term: add s * sign(gamma) to the grad of each BN scale in ``scales``.
+
+    ``scales`` are the weights of ``prunable_bns(model)``: a scale that pruning can never remove
+    (a ResNet stem, a block's second BN, a shortcut) gains nothing from being pulled to zero.
+    """
+    for w in scales:
+        if w.grad is not None:
+            w.grad.add_(torch.sign(w.detach()), alpha=s)
+
+
+def lr_sum(lr, factor, total_steps, upto=1.0):
+    """Sum of the learning rate over the first ``upto`` fraction of the run's optimizer steps."""
+    return lr * sum(factor(t) for t in range(int(round(upto * total_steps))))
+
+
+def unaided_scale(s, lr_total, wd, momentum, gamma0=1.0):
+    """Where a BN scale with no gradient from the loss ends after SGD has moved ``lr_total``.
+
+    With momentum m a constant pull acts 1/(1-m) times over, so with K = lr_total / (1-m)
+    d(gamma) = -(wd * gamma + s) dK, i.e. gamma = (gamma0 + s/wd) e^(-wd K) - s/wd, floored at 0
+    (the sign term stops at zero). This predicted the measured prune threshold of the
+    10-epoch s=1e-3 calibration run exactly (0.247, ../shared/CALIBRATION.md).
+    """
+    k = lr_total / (1 - momentum)
+    if wd == 0:
+        return max(0.0, gamma0 - s * k)
+    decay = math.exp(-wd * k)
+    return max(0.0, (gamma0 + s / wd) * decay - s / wd)
+
+
+def auto_sparsity(lr_until_zero, wd, momentum, gamma0=1.0):
+    """The s for which an unaided scale reaches exactly zero after SGD has moved ``lr_until_zero``."""
+    k = lr_until_zero / (1 - momentum)
+    if wd == 0:
+        return gamma0 / k
+    decay = math.exp(-wd * k)
+    return wd * gamma0 * decay / (1 - decay)
+
+
+def sparsity_plan(s, zero_at, lr, factor, total_steps, wd, momentum):
+    """Resolve ``--s`` (a number or 'auto') for a schedule; returns the numbers config.json records.
+
+    l1_pull = s * sum(lr) is the distance the L1 term alone moves a scale with plain SGD
+    (x 1/(1-momentum) with momentum); wd_shrink is the factor weight decay alone leaves.
+    'auto' picks s so that a scale the loss does not defend reaches zero ``zero_at`` of the way
+    through the schedule, which makes the strength mean the same on any schedule.
+    """
+    total = lr_sum(lr, factor, total_steps)
+    if s == "auto":
+        s = auto_sparsity(lr_sum(lr, factor, total_steps, zero_at), wd, momentum)
+    s = float(s)
+    return {"s": s, "rule": f"auto, zero at {zero_at:g} of the run" if zero_at is not None else "given",
+            "lr_sum": total, "l1_pull": s * total, "l1_pull_with_momentum": s * total / (1 - momentum),
+            "wd_shrink": math.exp(-wd * total / (1 - momentum)),
+            "unaided_scale_at_end": unaided_scale(s, total, wd, momentum)}
 
 
 def channel_masks(model, percent, min_channels=8):
@@ -163,7 +222,7 @@ def max_output_difference(a, b, device="cpu", n=8, seed=0):
         return (a(x) - b(x)).abs().max().item()
 
 
-__all__ = ["prunable_bns", "channel_masks", "masked_model", "compact_model", "count_macs", "n_params",
+__all__ = ["add_bn_l1_subgradient", "sparsity_plan", "auto_sparsity", "unaided_scale", "prunable_bns", "channel_masks", "masked_model", "compact_model", "count_macs", "n_params",
            "weights_mb", "layer_table", "max_output_difference"]
 
 
@@ -226,7 +285,10 @@ def main(argv=None, family="VGG", doc=""):
             "ratios": {k: before[k] / max(after[k], 1e-12) for k in before},
             "macs_note": "multiply-accumulates per 44x44 image (FLOPs = 2x)",
             "max_abs_diff_masked_vs_compact": diff,
-            "accuracy_10crop": acc,
+            "accuracy_10crop": acc, "accuracy_precision": "fp32",
+            # every prunable |gamma| before pruning, per layer: plot_curves.py --prune draws them
+            "abs_gamma": [bn.weight.detach().abs().cpu().tolist() for bn in prunable_bns(model)],
+            "sparsity": ck.get("args", {}).get("sparsity"),
         }
         info = {k: ck[k] for k in ("num_classes", "in_channels", "class_names", "dataset", "synthetic") if k in ck}
         save_checkpoint({"format": CHECKPOINT_FORMAT, "arch": arch, "cfg": compact.cfg, **info,
@@ -259,6 +321,10 @@ def format_report(r):
     for split in r["accuracy_10crop"].get("unpruned", {}):
         lines.append(f"{split + ' %':14s} {r['accuracy_10crop']['unpruned'][split]:12.3f} "
                      f"{r['accuracy_10crop']['pruned'][split]:12.3f}   (before fine-tuning)")
+    g = torch.tensor([v for layer in r.get("abs_gamma", []) for v in layer])
+    if len(g):
+        lines.append(f"\n|gamma| of the {len(g)} prunable channels: median {g.median().item():.3g}; "
+                     f"{(g < 1e-2).float().mean().item():.1%} below 0.01, {(g < 1e-3).float().mean().item():.1%} below 0.001")
     lines.append(f"\nmasked model vs compact model: max |output difference| {r['max_abs_diff_masked_vs_compact']:.2e}")
     lines.append("MACs = multiply-accumulates per 44x44 image (FLOPs = 2x MACs)")
     return "\n".join(lines) + "\n"

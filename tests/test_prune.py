@@ -54,11 +54,78 @@ def test_sparsity_step_adds_exactly_s_sign_gamma():
     torch.manual_seed(1)
     torch.nn.functional.cross_entropy(m(x), y).backward()
     before = [bn.weight.grad.clone() for bn in bns]
-    engine.add_bn_l1_subgradient(m, 1e-3)
+    prune.add_bn_l1_subgradient([bn.weight for bn in bns], 1e-3)
     for bn, g in zip(bns, before):
         # bit-exact: the new gradient is the old one plus s * sign(gamma), nothing else
         assert torch.equal(bn.weight.grad, g + 1e-3 * torch.sign(bn.weight.detach()))
     assert bns[0].weight.grad[1] == before[0][1]  # sign(0) = 0: no push at exactly zero
+
+
+def test_l1_only_on_prunable_scales_resnet(tmp_path):
+    """ResNet18: the stem, second and shortcut BatchNorms can never be pruned, so --sr leaves them alone."""
+    m = models.build_model("Resnet18", cfg=models.scale_cfg(models.default_cfg("Resnet18"), 0.25))
+    m.train()
+    x, y = torch.randn(4, 1, 44, 44), torch.tensor([0, 1, 2, 3])
+    torch.nn.functional.cross_entropy(m(x), y).backward()
+    bns = [mod for mod in m.modules() if isinstance(mod, torch.nn.BatchNorm2d)]
+    before = {id(bn): bn.weight.grad.clone() for bn in bns}
+    prunable = {id(bn) for bn in prune.prunable_bns(m)}
+    assert 0 < len(prunable) < len(bns)
+    prune.add_bn_l1_subgradient([bn.weight for bn in prune.prunable_bns(m)], 1e-2)
+    for bn in bns:
+        changed = not torch.equal(bn.weight.grad, before[id(bn)])
+        assert changed == (id(bn) in prunable)
+
+
+@pytest.mark.parametrize("schedule,zero_at,momentum,wd", [("onecycle", 0.5, 0.9, 5e-4), ("cosine", 0.75, 0.9, 5e-4),
+                                                           ("step", 1.0, 0.0, 1e-4), ("cosine", 0.5, 0.9, 0.0)])
+def test_auto_sparsity_zeroes_an_undefended_scale_on_schedule(schedule, zero_at, momentum, wd):
+    """--s auto: torch's own SGD, with only weight decay and the L1 term acting on a scale, takes it
+    from 1 to zero at the asked fraction of the run, on any schedule."""
+    args = engine.argparse.Namespace(**dict(engine.PUBLISHED_FER, schedule=schedule, epochs=20, lr=0.05,
+                                            decay_start=5, decay_every=2, momentum=momentum, wd=wd))
+    steps = 50
+    factor = engine.lr_factor(args, steps)
+    plan = prune.sparsity_plan("auto", zero_at, args.lr, factor, args.epochs * steps, wd, momentum)
+    gamma = torch.nn.Parameter(torch.ones(1))
+    opt = torch.optim.SGD([gamma], lr=args.lr, momentum=momentum, weight_decay=wd)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, factor)
+    total = args.epochs * steps
+    seen = {}
+    for t in range(1, total + 1):
+        gamma.grad = torch.zeros(1)
+        prune.add_bn_l1_subgradient([gamma], plan["s"])
+        opt.step()
+        sched.step()
+        seen[t] = gamma.item()
+    # momentum's first steps lag by ~lr*m/(1-m)^2, leaving at most ~2% of the start at zero_at
+    assert abs(seen[int(zero_at * total)]) < 0.03, (seen[int(zero_at * total)], plan)
+    assert seen[int((zero_at - 0.1) * total)] > 0.05  # not there early
+    assert abs(seen[total]) < 0.01
+    assert plan["l1_pull"] == pytest.approx(plan["s"] * plan["lr_sum"])
+    assert plan["unaided_scale_at_end"] == 0.0
+
+
+def test_unaided_scale_matches_the_calibration_threshold():
+    """The 10-epoch s=1e-3 calibration run (../shared/CALIBRATION.md) pruned at threshold 0.247:
+    the median scale had no say in the loss and ended where weight decay and L1 alone leave it."""
+    args = engine.argparse.Namespace(**dict(engine.PUBLISHED_FER, schedule="onecycle", lr=0.05, epochs=10))
+    steps = -(-28709 // 128)
+    plan = prune.sparsity_plan(1e-3, None, args.lr, engine.lr_factor(args, steps), 10 * steps, 5e-4, 0.9)
+    assert plan["unaided_scale_at_end"] == pytest.approx(0.247, abs=0.01)
+
+
+def test_distillation_loss_is_zero_only_when_student_matches_teacher():
+    teacher = torch.nn.Linear(5, 7)
+    x = torch.randn(6, 5)
+    same = engine.distillation_loss(teacher(x), teacher, x, 4.0)
+    assert same.abs().item() < 1e-6
+    other = engine.distillation_loss(torch.randn(6, 7), teacher, x, 4.0)
+    assert other.item() > 1e-3
+    # gradients reach the student only
+    student = torch.randn(6, 7, requires_grad=True)
+    engine.distillation_loss(student, teacher, x, 2.0).backward()
+    assert student.grad.abs().sum() > 0 and teacher.weight.grad is None
 
 
 def test_channel_masks_rejects_bad_percent():
@@ -74,6 +141,8 @@ def test_sparsity_train_prune_finetune_end_to_end(synthetic_h5, tmp_path, capsys
                       "--device", "cpu", "--recipe", "fast", "--epochs", "3", "--sr", "--s", "1e-3"])
     ck = load_checkpoint(base / "best.pth")
     assert ck["args"]["sr"] and ck["args"]["s"] == 1e-3
+    sp = json.load(open(base / "config.json"))["args"]["sparsity"]  # the pull is on record
+    assert sp["s"] == 1e-3 and sp["l1_pull"] == pytest.approx(1e-3 * sp["lr_sum"]) and 0 < sp["wd_shrink"] < 1
     save = tmp_path / "pruned"
     report = prune.main(["--model", str(base / "best.pth"), "--percent", "0.5", "--save", str(save),
                          "--device", "cpu"], family="VGG")
@@ -90,6 +159,13 @@ def test_sparsity_train_prune_finetune_end_to_end(synthetic_h5, tmp_path, capsys
     best = load_checkpoint(save / "best.pth")
     assert best["cfg"] == report["cfg_after"] and os.path.exists(save / "metrics.csv")
     assert best["metrics"]["at_best"]["PublicTest"] > 14.3  # learns beyond chance after pruning
+    # distillation from the unpruned parent: recorded, resumable, and it learns
+    kd = tmp_path / "kd"
+    fer_vgg_prune.main(["--model", str(save / "pruned.pth"), "--epochs", "2", "--device", "cpu", "--lr", "0.02",
+                        "--teacher", str(base / "best.pth"), "--kd-alpha", "0.7", "--out", str(kd)])
+    cfg = json.load(open(kd / "config.json"))["args"]
+    assert cfg["teacher"] == str(base / "best.pth") and cfg["kd_alpha"] == 0.7
+    assert load_checkpoint(kd / "best.pth")["metrics"]["at_best"]["PublicTest"] > 14.3
     # prune again from an already pruned checkpoint
     again = prune.main(["--model", str(save / "best.pth"), "--percent", "0.3", "--save", str(tmp_path / "p2"),
                         "--no-eval"], family="VGG")
