@@ -89,11 +89,14 @@ def out_root(args):
 
 def train_fold(data, record, fold, args, log=print):
     """Train and test one fold in ``<root>/fold<k>``; returns the fold's summary."""
-    arch = args.model
     root = out_root(args)
     fold_dir = os.path.join(root, f"fold{fold}")
     run = engine.resolve_args(type(args)(**vars(args)), RECIPES, fold_dir)
+    arch = run.model  # a resumed fold's own architecture
     run.fold = fold
+    if run.data and not engine.same_file(run.data, data.path):
+        raise DataError(f"{fold_dir} was trained on {run.data}, not {data.path}; resume with that file "
+                        "or start a new --out")
     device = pick_device(run.device)
     seed_everything(run.seed + fold)
     x, y = data.arrays("data")

@@ -140,6 +140,10 @@ def add_train_args(ap, recipes, default_recipe):
     return ap
 
 
+def same_file(a, b):
+    return os.path.abspath(os.fspath(a)) == os.path.abspath(os.fspath(b))
+
+
 def sparsity_arg(text):
     if text == "auto":
         return text
@@ -152,20 +156,52 @@ def sparsity_arg(text):
     return v
 
 
+def parse_args(ap, argv=None):
+    """``ap.parse_args(argv)``, remembering which flags were typed (``args.typed``).
+
+    A resumed run keeps its saved settings; only flags typed on the resuming command may
+    override them, so telling a typed ``--amp auto`` from the default matters.
+    """
+    args = ap.parse_args(argv)
+    defaults = {a: a.default for a in ap._actions}
+    try:
+        for a in ap._actions:
+            a.default = argparse.SUPPRESS
+        typed, _ = ap.parse_known_args(argv)
+    finally:
+        for a, d in defaults.items():
+            a.default = d
+    args.typed = sorted(vars(typed))
+    return args
+
+
 def resolve_args(args, recipes, out_dir):
-    """Fill recipe defaults; with --resume, restore the saved run's configuration first."""
-    given = {k: v for k, v in vars(args).items() if v is not None}
+    """Fill recipe defaults; with --resume, restore the saved run's configuration first.
+
+    On resume only the flags in RESUME_OVERRIDABLE that were typed (``parse_args``) replace the
+    saved values; other typed flags that differ are named and ignored; a different --data is
+    refused, since the run's record would name the wrong file.
+    """
+    typed = set(getattr(args, "typed", None) or [k for k, v in vars(args).items() if v is not None])
+    args = argparse.Namespace(**{k: v for k, v in vars(args).items() if k != "typed"})
     last = os.path.join(out_dir, "last.pth")
     if args.resume and os.path.exists(last):
         saved = load_checkpoint(last)["args"]
-        merged = dict(saved)
-        merged.update({k: given[k] for k in RESUME_OVERRIDABLE if k in given})
+        given = {k: v for k, v in vars(args).items() if k in typed}
+        if given.get("data") and saved.get("data") and not same_file(given["data"], saved["data"]):
+            raise DataError(f"--data {given['data']}: {last} trained on {saved['data']}; resume with that "
+                            "file or start a new --out")
+        merged = {**vars(args), **saved, **{k: given[k] for k in RESUME_OVERRIDABLE if k in given}}
         changed = sorted(k for k in given if k not in RESUME_OVERRIDABLE and k in saved and given[k] != saved[k]
-                         and k in RECIPE_KEYS)
+                         and k != "data")
         if changed:
             print(f"note: --resume keeps the saved {', '.join(changed)} of {last}; "
                   "start a new --out to change them", file=sys.stderr)
-        args = argparse.Namespace(**{**vars(args), **merged})
+        if merged["epochs"] != saved["epochs"] and saved.get("schedule") in ("cosine", "onecycle"):
+            print(f"note: --epochs {merged['epochs']} on resume (was {saved['epochs']}) stretches the "
+                  f"{saved['schedule']} schedule over the new length: the learning rate jumps at the resumed epoch",
+                  file=sys.stderr)
+        args = argparse.Namespace(**merged)
         for k in RECIPE_KEYS:  # a run saved before a recipe key existed ran without it
             if getattr(args, k, None) is None:
                 setattr(args, k, PUBLISHED_FER[k])
@@ -392,7 +428,8 @@ def fit(model, train, evals, args, model_info, select="PublicTest", log=print, t
                                    args.epochs * steps, args.wd, args.momentum)
         args.s, args.sparsity = plan["s"], plan
         l1_scales = [bn.weight for bn in prune.prunable_bns(model)]
-        log(f"sparsity: s = {plan['s']:.3g} ({plan['rule'] if args.s_rule == 'auto' else 'given'}); L1 pull "
+        rule = f"auto, zero at {args.s_zero_at:g} of the run" if args.s_rule == "auto" else "given"
+        log(f"sparsity: s = {plan['s']:.3g} ({rule}); L1 pull "
             f"s*sum(lr) = {plan['l1_pull']:.3g} ({plan['l1_pull_with_momentum']:.3g} with momentum), weight decay "
             f"alone leaves x{plan['wd_shrink']:.3f}; an undefended scale ends at {plan['unaided_scale_at_end']:.3f}; "
             f"L1 on {len(l1_scales)} prunable BatchNorm layers")
@@ -434,7 +471,12 @@ def fit(model, train, evals, args, model_info, select="PublicTest", log=print, t
         scheduler.load_state_dict(ck["scheduler"])
         if scaler is not None and ck.get("scaler"):
             scaler.load_state_dict(ck["scaler"])
-        set_rng_state(ck["rng"], gens)
+        per_rank = ck.get("rng_per_rank")
+        if per_rank is not None and len(per_rank) != rank_world()[1]:
+            log(f"note: {last_path} was saved by {len(per_rank)} processes, now {rank_world()[1]}: the random "
+                "streams restart from their seeds")
+        else:  # each process gets its own augmentation and dropout streams back
+            set_rng_state(per_rank[rank_world()[0]] if per_rank else ck["rng"], gens)
         start, best = ck["epoch"], ck["metrics"]
         log(f"resumed from {last_path} at epoch {start}")
     elif args.resume:
@@ -446,13 +488,14 @@ def fit(model, train, evals, args, model_info, select="PublicTest", log=print, t
     if start >= args.epochs:
         log(f"already trained for {start} epochs (--epochs {args.epochs}); nothing to do")
 
-    def checkpoint(epoch, preds):
+    def checkpoint(epoch, preds, rngs):
         extra = {} if ema is None else {"train_net": clean_state_dict(model.state_dict()),
                                         "ema_updates": int(ema.n_averaged)}
         net = model if ema is None else ema.module
         return {"format": CHECKPOINT_FORMAT, **model_info, "net": clean_state_dict(net.state_dict()), **extra,
                 "epoch": epoch, "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-                "scaler": scaler.state_dict() if scaler is not None else None, "rng": rng_state(gens),
+                "scaler": scaler.state_dict() if scaler is not None else None, "rng": rngs[0],
+                "rng_per_rank": rngs if len(rngs) > 1 else None,
                 "metrics": best, "args": vars(args), "predictions": preds}
 
     for epoch in range(start + 1, args.epochs + 1):
@@ -501,9 +544,10 @@ def fit(model, train, evals, args, model_info, select="PublicTest", log=print, t
         row.update(train_s=train_s, data_s=tr["data_s"], compute_s=tr["compute_s"], eval_s=eval_s,
                    images_per_s=len(train[0]) / max(train_s, 1e-9),
                    peak_mem_gib=torch.cuda.max_memory_allocated(device) / 2**30 if device.type == "cuda" else 0.0)
+        rngs = gather_objects(rng_state(gens))  # every process's streams, for an exact resume
         if main:
             metrics_csv.append(row)
-            ck = checkpoint(epoch, preds)
+            ck = checkpoint(epoch, preds, rngs)
             if improved:
                 save_checkpoint(ck, best_path)
             save_checkpoint(ck, last_path)
@@ -521,6 +565,16 @@ def fit(model, train, evals, args, model_info, select="PublicTest", log=print, t
     if main:
         write_json(summary, os.path.join(out, "summary.json"))
     return summary
+
+
+def gather_objects(obj):
+    """[obj of rank 0, obj of rank 1, ...] (a one-item list in a single process)."""
+    world = rank_world()[1]
+    if world == 1:
+        return [obj]
+    out = [None] * world
+    torch.distributed.all_gather_object(out, obj)
+    return out
 
 
 def describe_device(device):

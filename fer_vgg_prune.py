@@ -52,7 +52,7 @@ def main(argv=None):
     k.add_argument("--kd-alpha", type=float, default=0.5, metavar="A",
                    help="weight of the distillation term; the label loss gets 1-A (default: 0.5)")
     k.add_argument("--kd-t", type=float, default=4.0, metavar="T", help="distillation temperature (default: 4.0)")
-    args = ap.parse_args(argv)
+    args = engine.parse_args(ap, argv)
     try:
         pruned = load_checkpoint(args.model)
         if "pruned_from" not in pruned:
@@ -61,6 +61,8 @@ def main(argv=None):
         args.data = data.path
         out = args.out or os.path.dirname(os.path.abspath(args.model))
         args = engine.resolve_args(args, RECIPES, out)
+        if not engine.same_file(args.data, data.path):  # resumed: the run's own file
+            data = H5Dataset(args.data)
         device = pick_device(args.device)
         seed_everything(args.seed)
         model = models.model_from_checkpoint(pruned).to(device)

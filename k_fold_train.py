@@ -104,7 +104,7 @@ def main(argv=None):
     ap.add_argument("--dry-run", action="store_true", help="write folds.json and exit without training")
     ap.add_argument("--gpus", metavar="LIST", help="spread the folds over these GPUs, one process each, e.g. 0,1,2,3 "
                                                     "(default: all folds in this process on --device)")
-    args = ap.parse_args(argv)
+    args = engine.parse_args(ap, argv)
     engine.canonical_model(args)
     try:
         folds = ckplus.parse_folds(args.folds)

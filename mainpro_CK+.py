@@ -27,7 +27,7 @@ def build_parser(doc=__doc__):
 def main(argv=None):
     ap = build_parser()
     ap.add_argument("--fold", type=int, default=1, metavar="K", help="fold to train, 1-10 (default: 1)")
-    args = ap.parse_args(argv)
+    args = engine.parse_args(ap, argv)
     engine.canonical_model(args)
     try:
         fold = ckplus.parse_folds(args.fold)[0]

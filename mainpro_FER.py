@@ -31,12 +31,16 @@ def build_parser():
 
 
 def main(argv=None):
-    args = build_parser().parse_args(argv)
+    args = engine.parse_args(build_parser(), argv)
     arch = engine.canonical_model(args)
     try:
         data = H5Dataset(args.data or "data/data.h5", kind="FER")
         out = args.out or os.path.join("checkpoints", f"{data.name}_{arch}")
+        args.data = data.path  # not typed: on --resume the run's own file wins
         args = engine.resolve_args(args, RECIPES, out)
+        if not engine.same_file(args.data, data.path):
+            data = H5Dataset(args.data, kind="FER")
+        arch = args.model  # a resumed run's own architecture
         init_distributed(args.device)  # torchrun --nproc_per_node=N: one process per GPU
         device = pick_device(args.device)
         seed_everything(args.seed)

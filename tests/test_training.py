@@ -80,16 +80,43 @@ def test_tune_mode_never_reads_privatetest(synthetic_h5, tmp_path):
     assert list(best["metrics"]["at_best"]) == ["PublicTest"] and list(best["predictions"]) == ["PublicTest"]
 
 
-def test_resume_restores_saved_configuration(synthetic_h5, tmp_path):
-    train(synthetic_h5, tmp_path, "--epochs", "1", "--lr", "0.02", "--eval-every", "5")
-    ck = train(synthetic_h5, tmp_path, "--epochs", "2", "--resume", "--eval-every", "5")
-    assert ck["args"]["lr"] == 0.02 and ck["args"]["width"] == 0.125 and ck["epoch"] == 2
+def test_resume_restores_saved_configuration(synthetic_h5, tmp_path, capsys):
+    train(synthetic_h5, tmp_path, "--epochs", "1", "--lr", "0.02", "--eval-every", "2", "--amp", "none",
+          "--eval-bs", "64", "--recipe", "fast")
+    capsys.readouterr()
+    # flags not typed on the resuming command keep the run's values, not the command-line defaults
+    mainpro_FER.main(["--data", synthetic_h5, "--out", str(tmp_path), "--resume", "--epochs", "2"])
+    ck = load_checkpoint(tmp_path / "last.pth")
+    a = ck["args"]
+    assert (a["lr"], a["width"], a["eval_every"], a["amp"], a["eval_bs"], a["model"]) == (0.02, 0.125, 2, "none", 64, "VGG11")
+    assert ck["epoch"] == 2 and "typed" not in a
+    import json
+    assert json.load(open(tmp_path / "config.json"))["args"]["eval_every"] == 2
+    # stretching a cosine schedule is said in one line; a typed flag that may change does change
+    err = capsys.readouterr().err
+    assert "stretches the cosine schedule" in err and "--epochs 2" in err
+    ck = train(synthetic_h5, tmp_path, "--epochs", "3", "--resume", "--eval-every", "1", "--lr", "0.5")
+    assert ck["args"]["eval_every"] == 1 and ck["args"]["lr"] == 0.02
+    assert "keeps the saved lr" in capsys.readouterr().err
+
+
+def test_resume_refuses_another_data_file(synthetic_h5, tmp_path):
+    train(synthetic_h5, tmp_path / "run", "--epochs", "1")
+    other = tmp_path / "other.h5"
+    import shutil
+    shutil.copy(synthetic_h5, other)
+    r = run_script("mainpro_FER.py", "--data", str(other), "--out", str(tmp_path / "run"), "--resume", "--epochs", "2",
+                   *SMALL)
+    assert r.returncode == 2 and r.stderr.strip().count("\n") == 0, r.stderr
+    assert "other.h5" in r.stderr and "trained on" in r.stderr
+    assert load_checkpoint(tmp_path / "run" / "last.pth")["epoch"] == 1  # nothing written
 
 
 def test_honest_selection(synthetic_h5, tmp_path, monkeypatch):
-    """best.pth follows PublicTest; PrivateTest is reported at that epoch, not at its own best."""
-    # evaluation order per epoch is PublicTest, then PrivateTest
-    scores = iter([50.0, 80.0, 70.0, 60.0, 60.0, 90.0])
+    """best.pth follows PublicTest; PrivateTest is reported at that epoch, not at its own best.
+    By default PrivateTest is scored only at epochs where PublicTest improves."""
+    # evaluation order: PublicTest, then PrivateTest if PublicTest improved
+    scores = iter([50.0, 80.0, 70.0, 60.0, 60.0])
     real = engine.evaluate
 
     def scripted(model, x, y, *a, **k):
@@ -99,12 +126,42 @@ def test_honest_selection(synthetic_h5, tmp_path, monkeypatch):
     monkeypatch.setattr(engine, "evaluate", scripted)
     train(synthetic_h5, tmp_path, "--epochs", "3")
     best = load_checkpoint(tmp_path / "best.pth")
+    assert best["epoch"] == 2 and best["metrics"]["at_best"] == {"PublicTest": 70.0, "PrivateTest": 60.0}
+    assert [r["PrivateTest_acc"] != "" for r in rows(tmp_path)] == [True, True, False]
+    assert next(scores, None) is None  # exactly five evaluations
+    summary = __import__("json").load(open(tmp_path / "summary.json"))
+    assert "PrivateTest" not in summary["test_selected_max"]  # unknown without every epoch's score
+
+
+def test_honest_selection_with_test_curves(synthetic_h5, tmp_path, monkeypatch):
+    """--test-curves scores every split every epoch (the test-selected comparison column)."""
+    scores = iter([50.0, 80.0, 70.0, 60.0, 60.0, 90.0])
+    real = engine.evaluate
+
+    def scripted(model, x, y, *a, **k):
+        out = real(model, x[:4], y[:4], *a, **k)
+        out["acc"] = next(scores)
+        return out
+    monkeypatch.setattr(engine, "evaluate", scripted)
+    train(synthetic_h5, tmp_path, "--epochs", "3", "--test-curves")
+    best = load_checkpoint(tmp_path / "best.pth")
     m = best["metrics"]
     assert best["epoch"] == 2 and m["epoch"] == 2
     assert m["at_best"] == {"PublicTest": 70.0, "PrivateTest": 60.0}
     assert m["test_selected"]["PrivateTest"] == [80.0, 1]  # as known at epoch 2
     final = load_checkpoint(tmp_path / "last.pth")["metrics"]
     assert final["epoch"] == 2 and final["test_selected"]["PrivateTest"] == [90.0, 3]
+
+
+def test_lazy_test_scoring_changes_no_honest_figure(synthetic_h5, tmp_path):
+    lazy = train(synthetic_h5, tmp_path / "lazy", "--epochs", "3")
+    full = train(synthetic_h5, tmp_path / "full", "--epochs", "3", "--test-curves")
+    assert lazy["metrics"]["at_best"] == full["metrics"]["at_best"] and lazy["metrics"]["epoch"] == full["metrics"]["epoch"]
+    for k in lazy["net"]:
+        assert torch.equal(lazy["net"][k], full["net"][k])
+    lazy_rows, full_rows = rows(tmp_path / "lazy"), rows(tmp_path / "full")
+    assert [r["PublicTest_acc"] for r in lazy_rows] == [r["PublicTest_acc"] for r in full_rows]
+    assert all(r["PrivateTest_acc"] in ("", f["PrivateTest_acc"]) for r, f in zip(lazy_rows, full_rows))
 
 
 def test_nan_loss_stops_and_keeps_last_good_checkpoint(synthetic_h5, tmp_path, monkeypatch, capsys):
