@@ -124,7 +124,7 @@ def add_train_args(ap, recipes, default_recipe):
     o.add_argument("--channels-last", action="store_true", help="NHWC memory layout (faster convs on GPUs)")
     o.add_argument("--compile", action="store_true", help="torch.compile the model")
     o.add_argument("--eval-every", type=int, default=1, metavar="K", help="evaluate every K epochs and the last (default: 1)")
-    o.add_argument("--eval-bs", type=int, default=256, metavar="N", help="images per evaluation batch (default: 256)")
+    add_eval_bs_arg(o)
     o.add_argument("--test-curves", action="store_true",
                    help="score every split at every evaluation (curves and test-selected maxima of the test "
                         "splits, for comparison with test-selected protocols); default: a split other than the "
@@ -141,7 +141,35 @@ def add_train_args(ap, recipes, default_recipe):
 
 
 def same_file(a, b):
-    return os.path.abspath(os.fspath(a)) == os.path.abspath(os.fspath(b))
+    return os.path.realpath(os.fspath(a)) == os.path.realpath(os.fspath(b))
+
+
+# Images per 10-crop evaluation batch. On a CPU, 16 images (160 crops) stay in cache and score
+# ~2x the crops/s of 256 (bench/bench_eval.py); a GPU wants big batches.
+EVAL_BS_AUTO = {"cpu": 16, "cuda": 256}
+
+
+def add_eval_bs_arg(ap):
+    ap.add_argument("--eval-bs", type=eval_bs_arg, default="auto", metavar="N",
+                    help=f"images per evaluation batch (x10 crops); auto = {EVAL_BS_AUTO['cpu']} on a CPU, "
+                         f"{EVAL_BS_AUTO['cuda']} on a GPU (default: auto)")
+
+
+def eval_bs_arg(text):
+    if text == "auto":
+        return text
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is neither a whole number nor 'auto'") from None
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"{text}: must be at least 1")
+    return v
+
+
+def eval_batch_size(value, device):
+    """--eval-bs as a number for this device."""
+    return EVAL_BS_AUTO.get(torch.device(device).type, 256) if value == "auto" else int(value)
 
 
 def sparsity_arg(text):
@@ -193,7 +221,7 @@ def resolve_args(args, recipes, out_dir):
                             "file or start a new --out")
         merged = {**vars(args), **saved, **{k: given[k] for k in RESUME_OVERRIDABLE if k in given}}
         changed = sorted(k for k in given if k not in RESUME_OVERRIDABLE and k in saved and given[k] != saved[k]
-                         and k != "data")
+                         and k != "data" and not (k == "s" and given[k] == "auto" and saved.get("s_rule") == "auto"))
         if changed:
             print(f"note: --resume keeps the saved {', '.join(changed)} of {last}; "
                   "start a new --out to change them", file=sys.stderr)
@@ -246,6 +274,12 @@ def lr_factor(args, steps_per_epoch):
             return 0.1 + 0.9 * step / up
         return max(1e-3, 1 - (step - up) / max(1, total - up))
     return f
+
+
+def run_precision(ck, device):
+    """(autocast dtype, name) a saved run evaluated with, so later scores use the same precision."""
+    dtype = amp_dtype(argparse.Namespace(amp=ck.get("args", {}).get("amp") or "none"), torch.device(device))
+    return dtype, {None: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}[dtype]
 
 
 def amp_dtype(args, device):
@@ -413,6 +447,8 @@ def fit(model, train, evals, args, model_info, select="PublicTest", log=print, t
     if not main:  # only the first process logs and writes files
         log = lambda *a, **k: None  # noqa: E731
     os.makedirs(out, exist_ok=True)
+    if main:  # two processes resuming one folder would overwrite each other's checkpoints
+        lock = claim_run_folder(out)  # noqa: F841 (held until fit returns)
     last_path, best_path = os.path.join(out, "last.pth"), os.path.join(out, "best.pth")
     steps = math.ceil(len(train[0]) / args.bs)
 
@@ -434,6 +470,7 @@ def fit(model, train, evals, args, model_info, select="PublicTest", log=print, t
             f"alone leaves x{plan['wd_shrink']:.3f}; an undefended scale ends at {plan['unaided_scale_at_end']:.3f}; "
             f"L1 on {len(l1_scales)} prunable BatchNorm layers")
     dtype = amp_dtype(args, device)
+    eval_bs = eval_batch_size(args.eval_bs, device)
     scaler = torch.amp.GradScaler(device.type) if dtype == torch.float16 else None
     gens = make_generators(args.seed, device)
     if args.channels_last:
@@ -515,7 +552,7 @@ def fit(model, train, evals, args, model_info, select="PublicTest", log=print, t
             t1 = time.perf_counter()
 
             def score_split(name):
-                ev = evaluate(eval_model, *evals[name], args.eval_bs, args.tta, dtype, args.channels_last)
+                ev = evaluate(eval_model, *evals[name], eval_bs, args.tta, dtype, args.channels_last)
                 row[f"{name}_loss"], row[f"{name}_acc"] = ev["loss"], ev["acc"]
                 preds[name] = ev["pred"]
                 prev = best["test_selected"].get(name)
@@ -565,6 +602,24 @@ def fit(model, train, evals, args, model_info, select="PublicTest", log=print, t
     if main:
         write_json(summary, os.path.join(out, "summary.json"))
     return summary
+
+
+def claim_run_folder(out):
+    """An exclusive lock on ``out/.lock`` for this process's lifetime, or one DataError line."""
+    import fcntl
+    f = open(os.path.join(out, ".lock"), "a+")
+    try:
+        fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        f.seek(0)
+        holder = f.read().strip() or "?"
+        f.close()
+        raise DataError(f"{out} is in use by another training process (pid {holder}); wait for it or use another --out") from None
+    f.seek(0)
+    f.truncate()
+    f.write(str(os.getpid()))
+    f.flush()
+    return f
 
 
 def gather_objects(obj):

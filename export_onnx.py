@@ -17,15 +17,7 @@ import torch
 
 import models
 from data_io import DataError, atomic_output, cli_error
-from utils import load_checkpoint
-
-
-def latency_ms(fn, reps=20):
-    fn()
-    t = time.perf_counter()
-    for _ in range(reps):
-        fn()
-    return 1000 * (time.perf_counter() - t) / reps
+from utils import latency_ms, load_checkpoint
 
 
 def export(ck, path, opset=17):

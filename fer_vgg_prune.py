@@ -44,7 +44,8 @@ def comparison(report, summary):
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--model", required=True, metavar="CKPT", help="pruned.pth written by prune_vgg.py")
+    ap.add_argument("--checkpoint", "--model", dest="checkpoint", required=True, metavar="CKPT",
+                    help="pruned.pth written by prune_vgg.py (--model: the original spelling)")
     engine.add_train_args(ap, RECIPES, "finetune")
     k = ap.add_argument_group("knowledge distillation (optional)")
     k.add_argument("--teacher", metavar="CKPT",
@@ -54,12 +55,12 @@ def main(argv=None):
     k.add_argument("--kd-t", type=float, default=4.0, metavar="T", help="distillation temperature (default: 4.0)")
     args = engine.parse_args(ap, argv)
     try:
-        pruned = load_checkpoint(args.model)
+        pruned = load_checkpoint(args.checkpoint)
         if "pruned_from" not in pruned:
-            print(f"note: {args.model} is not a pruned checkpoint; fine-tuning it as it is")
+            print(f"note: {args.checkpoint} is not a pruned checkpoint; fine-tuning it as it is")
         data = H5Dataset(args.data or pruned.get("args", {}).get("data") or "data/data.h5")
         args.data = data.path
-        out = args.out or os.path.dirname(os.path.abspath(args.model))
+        out = args.out or os.path.dirname(os.path.abspath(args.checkpoint))
         args = engine.resolve_args(args, RECIPES, out)
         if not engine.same_file(args.data, data.path):  # resumed: the run's own file
             data = H5Dataset(args.data)
@@ -67,7 +68,7 @@ def main(argv=None):
         seed_everything(args.seed)
         model = models.model_from_checkpoint(pruned).to(device)
         if pruned["num_classes"] != data.num_classes:
-            raise DataError(f"{args.model} has {pruned['num_classes']} classes but {data.path} has {data.num_classes}")
+            raise DataError(f"{args.checkpoint} has {pruned['num_classes']} classes but {data.path} has {data.num_classes}")
         teacher = None
         if args.teacher:
             if not 0 < args.kd_alpha <= 1 or not args.kd_t > 0:
@@ -87,7 +88,7 @@ def main(argv=None):
         summary = engine.fit(model, train, evals, args, info, select="PublicTest" if "PublicTest" in evals else None,
                              teacher=teacher)
         print(engine.format_summary(summary))
-        report_path = os.path.join(os.path.dirname(os.path.abspath(args.model)), "prune_report.json")
+        report_path = os.path.join(os.path.dirname(os.path.abspath(args.checkpoint)), "prune_report.json")
         if os.path.exists(report_path):
             with open(report_path) as f:
                 print("\n" + comparison(json.load(f), summary))

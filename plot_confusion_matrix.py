@@ -19,22 +19,27 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from sklearn.metrics import classification_report, confusion_matrix  # noqa: E402
 
+import engine  # noqa: E402
 from data_io import DataError, cli_error  # noqa: E402
 
 
 def fer_predictions(args):
-    import engine
     import models
     from dataset import H5Dataset
     from utils import load_checkpoint, pick_device
-    path = args.checkpoint or os.path.join("checkpoints", f"FER2013_{models.canonical_name(args.model)}", "best.pth")
+    path = args.checkpoint
+    if not path:  # the training script's default folder, named after the data set (FER2013, FER2013+, ...)
+        name = H5Dataset(args.data or "data/data.h5").name
+        path = os.path.join("checkpoints", f"{name}_{models.canonical_name(args.model)}", "best.pth")
     ck = load_checkpoint(path)
     data = H5Dataset(args.data or ck.get("args", {}).get("data") or "data/data.h5")
     device = pick_device(args.device)
     x, y = data.load(args.split, device)
     model = models.model_from_checkpoint(ck).to(device)
-    pred = engine.predict_logits(model, x, args.eval_bs, "tencrop").argmax(1).cpu().numpy()
-    title = f"{ck['arch']} on {data.name} {args.split} (10-crop, epoch {ck.get('epoch')})"
+    dtype, precision = engine.run_precision(ck, device)  # as the run evaluated during training
+    logits = engine.predict_logits(model, x, engine.eval_batch_size(args.eval_bs, x.device), "tencrop", dtype)
+    pred = logits.argmax(1).cpu().numpy()
+    title = f"{ck['arch']} on {data.name} {args.split} (10-crop {precision}, epoch {ck.get('epoch')})"
     stem = os.path.join(os.path.dirname(os.path.abspath(path)), f"{args.split}")
     return y.cpu().numpy(), pred, ck["class_names"], title, stem
 
@@ -90,7 +95,7 @@ def main(argv=None):
     ap.add_argument("--protocol", default="subject", choices=("subject", "legacy"), help="CK+ folds (default: subject)")
     ap.add_argument("--data", metavar="FILE", help="HDF5 file (default: the one the model trained on)")
     ap.add_argument("--device", default="auto", metavar="DEV", help="(default: auto)")
-    ap.add_argument("--eval-bs", type=int, default=256, metavar="N", help="(default: 256)")
+    engine.add_eval_bs_arg(ap)
     args = ap.parse_args(argv)
     try:
         y, pred, names, title, stem = (ck_predictions if args.dataset == "CK+" else fer_predictions)(args)

@@ -60,21 +60,9 @@ def plot_run(run):
     return out
 
 
-def latency_ms(model, reps=20):
-    import torch
-    x = torch.randn(10, 1, 44, 44)
-    model.eval()
-    with torch.no_grad():
-        model(x)
-        t = time.perf_counter()
-        for _ in range(reps):
-            model(x)
-    return 1000 * (time.perf_counter() - t) / reps
-
-
 def plot_prune(folders, split="PrivateTest"):
     import models
-    from utils import load_checkpoint
+    from utils import face_latency_fn, latency_ms, load_checkpoint
     points, gammas, thresholds = [], None, []
     for d in folders:
         rp = os.path.join(d, "prune_report.json")
@@ -88,11 +76,11 @@ def plot_prune(folders, split="PrivateTest"):
         if not points:  # the unpruned source, once
             src = load_checkpoint(r["source"])
             acc = src["metrics"].get("at_best", {}).get(split) or r["accuracy_10crop"].get("unpruned", {}).get(split)
-            points.append(("unpruned", r["unpruned"]["params"], latency_ms(models.model_from_checkpoint(src)), acc))
+            points.append(("unpruned", r["unpruned"]["params"], latency_ms(face_latency_fn(models.model_from_checkpoint(src))), acc))
         best = os.path.join(d, "best.pth")
         ck = load_checkpoint(best if os.path.exists(best) else os.path.join(d, "pruned.pth"))
         acc = ck["metrics"].get("at_best", {}).get(split) or r["accuracy_10crop"].get("pruned", {}).get(split)
-        points.append((f"pruned {r['percent']:.1f}", r["pruned"]["params"], latency_ms(models.model_from_checkpoint(ck)), acc))
+        points.append((f"pruned {r['percent']:.1f}", r["pruned"]["params"], latency_ms(face_latency_fn(models.model_from_checkpoint(ck))), acc))
     fig, axes = plt.subplots(1, 3 if gammas else 2, figsize=(16.5 if gammas else 11, 4.2))
     for ax, idx, xlabel in ((axes[0], 1, "parameters"), (axes[1], 2, "CPU ms, 1 face x 10 crops")):
         for name, *vals in points:

@@ -239,14 +239,16 @@ def main(argv=None, family="VGG", doc=""):
     from utils import CHECKPOINT_FORMAT, load_checkpoint, pick_device, save_checkpoint, write_json
 
     ap = argparse.ArgumentParser(description=doc.split("\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--model", required=True, metavar="CKPT", help="trained (ideally --sr) checkpoint, e.g. best.pth")
+    ap.add_argument("--checkpoint", "--model", dest="checkpoint", required=True, metavar="CKPT",
+                    help="trained (ideally --sr) checkpoint, e.g. best.pth (--model: the original spelling)")
     ap.add_argument("--percent", type=float, default=0.5, metavar="P", help="fraction of channels to remove (default: 0.5)")
     ap.add_argument("--min-channels", type=int, default=8, metavar="N",
                     help="never keep fewer channels in a layer (default: 8)")
-    ap.add_argument("--save", metavar="DIR", help="output folder (default: <checkpoint folder>_pruned)")
+    ap.add_argument("--out", "--save", dest="out", metavar="DIR",
+                    help="output folder (default: <checkpoint folder>_pruned; --save: the original spelling)")
     ap.add_argument("--data", metavar="FILE", help="HDF5 to evaluate on (default: the one the model trained on)")
     ap.add_argument("--device", default="auto", metavar="DEV", help="auto, cpu, cuda (default: auto)")
-    ap.add_argument("--eval-bs", type=int, default=256, metavar="N", help="images per evaluation batch (default: 256)")
+    engine.add_eval_bs_arg(ap)
     ap.add_argument("--no-eval", action="store_true", help="skip the 10-crop evaluation of both models")
     args = ap.parse_args(argv)
     try:
@@ -254,11 +256,11 @@ def main(argv=None, family="VGG", doc=""):
             raise DataError(f"--percent {args.percent}: must be in [0, 1)")
         if args.min_channels < 1:
             raise DataError(f"--min-channels {args.min_channels}: must be at least 1")
-        ck = load_checkpoint(args.model)
+        ck = load_checkpoint(args.checkpoint)
         arch = ck["arch"]
         if not arch.startswith(family):
             other = "prune_resnet.py" if arch.startswith("Resnet") else "prune_vgg.py"
-            raise DataError(f"{args.model} holds a {arch}, not a {family}: use {other}")
+            raise DataError(f"{args.checkpoint} holds a {arch}, not a {family}: use {other}")
         device = pick_device(args.device)
         model = models.model_from_checkpoint(ck)
         masks, threshold = channel_masks(model, args.percent, args.min_channels)
@@ -266,33 +268,35 @@ def main(argv=None, family="VGG", doc=""):
         diff = max_output_difference(masked_model(model, masks), compact, device)
         if diff > 1e-3:
             raise RuntimeError(f"compact model differs from the masked model by {diff:g}: a bug, please report")
-        save = args.save or os.path.dirname(os.path.abspath(args.model)).rstrip("/") + "_pruned"
+        save = args.out or os.path.dirname(os.path.abspath(args.checkpoint)).rstrip("/") + "_pruned"
         os.makedirs(save, exist_ok=True)
         acc = {}
         if not args.no_eval:
             data = H5Dataset(args.data or ck.get("args", {}).get("data") or "data/data.h5")
             splits = [s for s in ("PublicTest", "PrivateTest") if s in data.splits]
+            dtype, precision = engine.run_precision(ck, device)  # the precision the parent was scored in
             for tag, net in (("unpruned", model), ("pruned", compact)):
                 net = net.to(device)
-                acc[tag] = {s: engine.evaluate(net, *data.load(s, device), args.eval_bs)["acc"] for s in splits}
+                acc[tag] = {s: engine.evaluate(net, *data.load(s, device), engine.eval_batch_size(args.eval_bs, device),
+                                               dtype=dtype)["acc"] for s in splits}
         before = {"params": n_params(model), "macs": count_macs(model), "weights_mb": weights_mb(model)}
         after = {"params": n_params(compact), "macs": count_macs(compact), "weights_mb": weights_mb(compact)}
         report = {
-            "source": os.path.abspath(args.model), "arch": arch, "percent": args.percent, "threshold": threshold,
+            "source": os.path.abspath(args.checkpoint), "arch": arch, "percent": args.percent, "threshold": threshold,
             "min_channels": args.min_channels, "cfg_before": model.cfg, "cfg_after": compact.cfg,
             "layers": [{"layer": n, "kept": k, "total": t} for n, k, t in layer_table(model, masks)],
             "unpruned": before, "pruned": after,
             "ratios": {k: before[k] / max(after[k], 1e-12) for k in before},
             "macs_note": "multiply-accumulates per 44x44 image (FLOPs = 2x)",
             "max_abs_diff_masked_vs_compact": diff,
-            "accuracy_10crop": acc, "accuracy_precision": "fp32",
+            "accuracy_10crop": acc, "accuracy_precision": precision if acc else None,
             # every prunable |gamma| before pruning, per layer: plot_curves.py --prune draws them
             "abs_gamma": [bn.weight.detach().abs().cpu().tolist() for bn in prunable_bns(model)],
             "sparsity": ck.get("args", {}).get("sparsity"),
         }
         info = {k: ck[k] for k in ("num_classes", "in_channels", "class_names", "dataset", "synthetic") if k in ck}
         save_checkpoint({"format": CHECKPOINT_FORMAT, "arch": arch, "cfg": compact.cfg, **info,
-                         "net": compact.cpu().state_dict(), "epoch": 0, "pruned_from": os.path.abspath(args.model),
+                         "net": compact.cpu().state_dict(), "epoch": 0, "pruned_from": os.path.abspath(args.checkpoint),
                          "percent": args.percent, "metrics": {"prune": report}, "args": {"data": args.data or
                                                                                           ck.get("args", {}).get("data")}},
                         os.path.join(save, "pruned.pth"))

@@ -189,3 +189,37 @@ class MetricsCSV:
 def read_metrics(path):
     with open(path, newline="") as f:
         return list(csv.DictReader(f))
+
+
+def latency_ms(fn, reps=20, warmup=1):
+    """Mean wall milliseconds of ``fn()`` over ``reps`` calls, after ``warmup`` untimed calls."""
+    for _ in range(warmup):
+        fn()
+    t = time.perf_counter()
+    for _ in range(reps):
+        fn()
+    return 1000 * (time.perf_counter() - t) / reps
+
+
+def interleaved_latency_ms(fns, rounds=5, reps=10):
+    """{name: median ms} for several callables timed in turn, round after round, so a noisy,
+    shared machine slows all of them alike and their ratios stay meaningful."""
+    times = {k: [] for k in fns}
+    for fn in fns.values():
+        latency_ms(fn, 1, warmup=2)
+    for _ in range(rounds):
+        for k, fn in fns.items():
+            times[k].append(latency_ms(fn, reps, warmup=0))
+    return {k: float(np.median(v)) for k, v in times.items()}
+
+
+def face_latency_fn(model):
+    """A callable scoring one face as 10 crops of 44x44 (how evaluation and predict.py run)."""
+    model = model.eval()
+    x = torch.randn(10, 1, 44, 44)
+
+    def run():
+        with torch.no_grad():
+            model(x)
+    return run
+

@@ -9,23 +9,14 @@ model decide the widths; without one, the scales are random, so every layer lose
 same share of channels - the sizes are real, the per-layer widths are not those of a trained net.
 """
 import argparse
-import statistics
 
 import torch
 
-from common import machine, now, record
+from common import machine, record
 
 import models  # noqa: E402
 import prune
-from utils import load_checkpoint
-
-
-def latency_ms(model, x, reps):
-    with torch.no_grad():
-        t = now()
-        for _ in range(reps):
-            model(x)
-        return 1000 * (now() - t) / reps
+from utils import face_latency_fn, interleaved_latency_ms, load_checkpoint
 
 
 def main():
@@ -47,21 +38,20 @@ def main():
     for p in [float(v) for v in args.percents.split(",")]:
         masks, _ = prune.channel_masks(base, p)
         nets[f"pruned {p:.1f}"] = prune.compact_model(base, masks).eval()
-    x1 = torch.randn(10, 1, 44, 44)  # one face, 10 crops
     x256 = torch.randn(256, 1, 44, 44)
-    times = {k: {"b1": [], "b256": []} for k in nets}
-    for net in nets.values():  # warm-up
-        latency_ms(net, x1, 3)
-        latency_ms(net, x256, 1)
-    for _ in range(args.rounds):
-        for k, net in nets.items():
-            times[k]["b1"].append(latency_ms(net, x1, 10))
-            times[k]["b256"].append(latency_ms(net, x256, 1))
+
+    def batch256(net):
+        def run():
+            with torch.no_grad():
+                net(x256)
+        return run
+    b1 = interleaved_latency_ms({k: face_latency_fn(net) for k, net in nets.items()}, args.rounds, 10)
+    b256 = interleaved_latency_ms({k: batch256(net) for k, net in nets.items()}, args.rounds, 1)
     rows = []
     ref = None
     for k, net in nets.items():
         size = {"params": prune.n_params(net), "macs": prune.count_macs(net), "mb": prune.weights_mb(net),
-                "b1": statistics.median(times[k]["b1"]), "b256": statistics.median(times[k]["b256"])}
+                "b1": b1[k], "b256": b256[k]}
         ref = ref or size
         r = {q: ref[q] / size[q] for q in size}
         rows.append(f"| {k} | {size['params']:,} ({r['params']:.1f}x) | {size['macs'] / 1e6:,.0f}M ({r['macs']:.1f}x) | "

@@ -232,3 +232,27 @@ def test_lr_schedules():
     a.schedule = "onecycle"
     f = engine.lr_factor(a, 10)
     assert f(0) == pytest.approx(0.1) and max(f(s) for s in range(2500)) == pytest.approx(1.0) and f(2499) < 0.01
+
+
+def test_a_run_folder_has_one_writer(synthetic_h5, tmp_path):
+    """A second process resuming a folder that is still training stops with one line, touching nothing."""
+    os.makedirs(tmp_path / "run")
+    holder = subprocess.Popen([sys.executable, "-c", f"""
+import sys, time
+sys.path.insert(0, {ROOT!r})
+import engine
+f = engine.claim_run_folder({str(tmp_path / "run")!r})
+print("locked", flush=True)
+time.sleep(60)
+"""], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        r = run_script("mainpro_FER.py", "--data", synthetic_h5, "--out", str(tmp_path / "run"), "--resume",
+                       "--epochs", "1", *SMALL)
+        assert r.returncode == 2 and r.stderr.strip().count("\n") == 0
+        assert f"pid {holder.pid}" in r.stderr and "in use by another training process" in r.stderr
+        assert not os.path.exists(tmp_path / "run" / "last.pth")
+    finally:
+        holder.kill()
+        holder.wait()
+    train(synthetic_h5, tmp_path / "run", "--epochs", "1")  # free again once the holder is gone

@@ -1,0 +1,97 @@
+#!/usr/bin/env bash
+# The light-model protocol, resumable: rerun the same command to continue a cut-short run.
+#
+#   bench/slim_protocol.sh FER_SOURCE OUT_DIR [--data-only]
+#
+# FER_SOURCE: fer2013.csv, .csv.gz, .tar.gz, an already preprocessed .h5, or the packed
+# fer2013.med.xz (then PACK_TOOL names fer2013_pack.py; default: beside it or in ../tools).
+# For each architecture in ARCHS, every stage skipped when already done:
+#   1. parent trained WITH sparsity (--sr --s auto)          -> OUT_DIR/<ARCH>_sr
+#   2. prune it at each of PERCENTS (redone when the parent is newer than pruned.pth)
+#   3. fine-tune each pruned net, distilling from the parent (KD=1)
+#                                                              -> OUT_DIR/<ARCH>_sr_pruned<P>
+#   4. the same parent WITHOUT sparsity (BASELINE=1), the row the light model must match
+#                                                              -> OUT_DIR/<ARCH>
+# then OUT_DIR/table.md (bench/protocol_table.py). Honest throughout: PublicTest selects every
+# checkpoint, PrivateTest is reported at that epoch.
+#
+# Knobs (environment; defaults = the CPU-scale protocol, about 3 hours on 2 cores):
+#   ARCHS (VGG19)  WIDTH (0.25)  RECIPE (cpu)  EPOCHS (recipe's)  SEED (0)  BASELINE (1)
+#   PERCENTS ("0.5 0.7")  FT_EPOCHS (20)  FT_LR (0.02)  KD (1)  S_ZERO_AT (0.5)
+#   EVAL_EVERY (2)  EVAL_BS (auto)  EXTRA (more training flags, e.g. --channels-last)  PYTHON (python3)
+#   PLOTS (1: curves, pruning comparison with the |gamma| histogram, confusion matrices)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+SRC=${1:?usage: bench/slim_protocol.sh FER_SOURCE OUT_DIR}
+OUT=${2:?usage: bench/slim_protocol.sh FER_SOURCE OUT_DIR}
+PY=${PYTHON:-python3}
+ARCHS=${ARCHS:-VGG19}; WIDTH=${WIDTH:-0.25}; RECIPE=${RECIPE:-cpu}; SEED=${SEED:-0}; BASELINE=${BASELINE:-1}
+PERCENTS=${PERCENTS:-0.5 0.7}; FT_EPOCHS=${FT_EPOCHS:-20}; FT_LR=${FT_LR:-0.02}; KD=${KD:-1}
+S_ZERO_AT=${S_ZERO_AT:-0.5}; EVAL_EVERY=${EVAL_EVERY:-2}; EVAL_BS=${EVAL_BS:-auto}
+read -r -a extra <<< "${EXTRA:-}"
+mkdir -p "$OUT"
+log() { echo "== $(date +%H:%M:%S) $*" | tee -a "$OUT/progress.log"; }
+run() { "$@" 2>&1 | tee -a "$OUT/progress.log"; }
+
+data="$OUT/data.h5"
+if [[ "$SRC" == *.h5 ]]; then
+  data="$SRC"
+elif [ ! -f "$data" ]; then
+  if [[ "$SRC" == *.med.xz ]]; then
+    tool=${PACK_TOOL:-$(dirname "$SRC")/fer2013_pack.py}
+    [ -f "$tool" ] || tool=$(dirname "$SRC")/../tools/fer2013_pack.py
+    log "unpack $SRC"
+    $PY "$tool" unpack "$SRC" "$OUT/fer2013.csv"
+    SRC="$OUT/fer2013.csv"
+  fi
+  log "preprocess $SRC"
+  run $PY preprocess_fer2013.py --csv "$SRC" --out "$data"
+  rm -f "$OUT/fer2013.csv"
+fi
+[ "${3:-}" = --data-only ] && exit 0
+
+common=(--data "$data" --width "$WIDTH" --recipe "$RECIPE" --seed "$SEED" --eval-every "$EVAL_EVERY"
+        --eval-bs "$EVAL_BS" --resume "${extra[@]}")
+[ -n "${EPOCHS:-}" ] && common+=(--epochs "$EPOCHS")
+
+for arch in $ARCHS; do
+  case "$arch" in VGG*) prune=prune_vgg.py ;; *) prune=prune_resnet.py ;; esac
+  parent="$OUT/${arch}_sr"
+  log "$arch width $WIDTH, recipe $RECIPE, with sparsity (--s auto, zero at $S_ZERO_AT)"
+  run $PY mainpro_FER.py --model "$arch" "${common[@]}" --sr --s auto --s-zero-at "$S_ZERO_AT" --out "$parent"
+  for p in $PERCENTS; do
+    d="${parent}_pruned$p"
+    if [ ! -f "$d/pruned.pth" ] || [ "$parent/best.pth" -nt "$d/pruned.pth" ]; then
+      # a new parent makes the old pruned net and its fine-tuning stale
+      rm -f "$d/pruned.pth" "$d/best.pth" "$d/last.pth" "$d/metrics.csv" "$d/summary.json"
+      log "prune $arch at $p"
+      run $PY $prune --percent "$p" --checkpoint "$parent/best.pth" --out "$d" --data "$data" --eval-bs "$EVAL_BS"
+    fi
+    kd=(); [ "$KD" = 1 ] && kd=(--teacher "$parent/best.pth")
+    log "fine-tune $arch pruned at $p, $FT_EPOCHS epochs${kd:+, distilling from the parent}"
+    run $PY fer_vgg_prune.py --checkpoint "$d/pruned.pth" --data "$data" --epochs "$FT_EPOCHS" --lr "$FT_LR" \
+      --schedule cosine --label-smoothing 0.1 --nesterov --seed "$SEED" --eval-every "$EVAL_EVERY" \
+      --eval-bs "$EVAL_BS" --resume "${kd[@]}" "${extra[@]}"
+  done
+  if [ "$BASELINE" = 1 ]; then
+    log "$arch width $WIDTH, recipe $RECIPE, without sparsity (the baseline)"
+    run $PY mainpro_FER.py --model "$arch" "${common[@]}" --out "$OUT/${arch}"
+  fi
+done
+$PY bench/protocol_table.py "$OUT" > "$OUT/table.md.tmp" && mv "$OUT/table.md.tmp" "$OUT/table.md"
+cat "$OUT/table.md"
+if [ "${PLOTS:-1}" = 1 ]; then
+  log "figures: training curves, pruning comparison with the |gamma| histogram, confusion matrices"
+  for arch in $ARCHS; do
+    parent="$OUT/${arch}_sr"
+    pruned=(); for p in $PERCENTS; do pruned+=("${parent}_pruned$p"); done
+    [ -f "$parent/best.pth" ] || continue
+    run $PY plot_curves.py "$parent" "${pruned[@]}"
+    [ ${#pruned[@]} -gt 0 ] && run $PY plot_curves.py --prune "${pruned[@]}"
+    for d in "$parent" "${pruned[@]:0:1}"; do
+      $PY plot_confusion_matrix.py --checkpoint "$d/best.pth" --split PrivateTest --data "$data" --eval-bs "$EVAL_BS" \
+        | tail -n 3 | tee -a "$OUT/progress.log"
+    done
+  done
+fi
+log "done: $OUT/table.md"

@@ -1,0 +1,44 @@
+"""bench/gpu_run.sh (and so bench/slim_protocol.sh, which run.sh also uses) end to end on a small
+generated FER-format CSV: every stage for VGG and ResNet, a rerun that resumes without training,
+and a re-prune when the parent checkpoint is newer than the pruned one."""
+import os
+import shutil
+import subprocess
+import sys
+import time
+
+import pytest
+
+from conftest import ROOT, fer_rows, write_csv
+
+
+@pytest.mark.skipif(shutil.which("bash") is None, reason="needs bash")
+def test_protocol_runs_every_stage_resumes_and_reprunes(tmp_path):
+    csv = write_csv(tmp_path / "fer2013.csv", fer_rows(150, seed=4))
+    out = tmp_path / "run"
+    env = dict(os.environ, PYTHON=sys.executable, WIDTH="0.125", EPOCHS="2", FT_EPOCHS="1", SKIP_BENCH="1",
+               ARCHS="VGG11 Resnet18", EXTRA="--test-curves", TQDM_DISABLE="1", PLOTS="1")
+    cmd = ["bash", os.path.join(ROOT, "bench", "gpu_run.sh"), str(csv), str(out)]
+    first = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=900)
+    assert first.returncode == 0, first.stdout[-2000:] + first.stderr[-2000:]
+    table = (out / "table.md").read_text()
+    runs = [f"{a}{s}" for a in ("VGG11", "Resnet18") for s in ("_sr", "_sr_pruned0.5", "_sr_pruned0.7", "")]
+    for run in runs:
+        assert f"| {run} |" in table, run
+        assert (out / run / "metrics.csv").exists() and (out / run / "best.pth").exists()
+    assert "distilled" in table and "fewer" in table and "faster" in table
+    for fig in ("VGG11_sr/curves.png", "VGG11_sr_pruned0.5/pruning_comparison.png",
+                "Resnet18_sr_pruned0.5/PrivateTest_confusion.png"):
+        assert (out / fig).exists(), fig
+    assert "s*sum(lr)" in first.stdout  # the sparsity pull is logged
+    # the rerun finds every stage done: no training, no pruning
+    again = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=900)
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert "nothing to do" in again.stdout and "epoch   1" not in again.stdout and "== prune" not in again.stdout
+    # a newer parent makes its pruned nets stale: pruned again and fine-tuned again
+    time.sleep(1.1)
+    os.utime(out / "VGG11_sr" / "best.pth")
+    third = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=900)
+    assert third.returncode == 0, third.stderr[-2000:]
+    assert third.stdout.count("prune VGG11 at") == 2 and "prune Resnet18" not in third.stdout
+    assert (out / "VGG11_sr_pruned0.5" / "pruned.pth").stat().st_mtime > (out / "VGG11_sr" / "best.pth").stat().st_mtime
