@@ -5,10 +5,12 @@
     python predict.py face.png --no-detect             # the whole image is one pre-cropped face
     python predict.py photo.jpg --onnx model.onnx      # ONNX Runtime instead of PyTorch
     python predict.py --video clip.mp4                 # annotated copy + per-frame JSON lines
+    python predict.py faces/*.png --no-detect --json --no-figures   # thousands of faces, batched
 
 Faces are found with OpenCV's frontal-face Haar cascade (shipped inside the opencv-python-headless
 4.x wheel), cropped with a margin, turned into 48x48 grey, and classified with the same 10-crop
-averaging as evaluation. Without --checkpoint the newest of checkpoints/FER2013_VGG19/best.pth
+averaging as evaluation; the faces of many images go through the network together (--batch).
+Without --checkpoint the newest of checkpoints/FER2013_VGG19/best.pth
 and the released weights in weights/ is used. A photo without a face says so (exit 0); an
 unreadable file is reported and the other files are still processed (exit 1 at the end).
 """
@@ -114,10 +116,15 @@ class Classifier:
         import engine
         x = torch.from_numpy(np.ascontiguousarray(faces)).unsqueeze(1)  # (N, 1, 48, 48)
         if self.model is not None:
-            logits = engine.predict_logits(self.model, x.to(self.device))
+            x = x.to(self.device)
+            logits = engine.predict_logits(self.model, x, engine.eval_batch_size("auto", x.device))
         else:
-            logits = engine.predict_logits(OrtModule(self.session), x)
+            logits = engine.predict_logits(OrtModule(self.session), x, engine.eval_batch_size("auto", "cpu"))
         return torch.softmax(logits.float(), 1).cpu().numpy()
+
+    def names(self, n):
+        """Class names for n outputs; numbered when the model carries none (an ONNX file without metadata)."""
+        return self.class_names if self.class_names else [f"class {i}" for i in range(n)]
 
 
 class OrtModule(torch.nn.Module):
@@ -165,9 +172,32 @@ def records(file, boxes, probs, names):
 
 
 def predict_images(args, clf):
+    """Detect faces image by image; classify the faces of many images in one batch (--batch), then
+    report each image in the order given."""
     detect = None if args.no_detect else FaceDetector(args.min_face)
     failed = 0
-    os.makedirs(args.out, exist_ok=True)
+    if not args.no_figures:
+        os.makedirs(args.out, exist_ok=True)
+    pending = []  # (path, grey, boxes, faces) waiting for the network
+
+    def flush():
+        if not pending:
+            return
+        probs = clf(np.concatenate([np.stack(faces) for *_, faces in pending]))  # (all faces, C)
+        names = clf.names(probs.shape[1])
+        i = 0
+        for path, grey, boxes, faces in pending:
+            p, i = probs[i:i + len(faces)], i + len(faces)
+            for r in records(path, boxes, p, names):
+                print(json.dumps(r) if args.json else
+                      f"{path} face {r['face']} {r['box']}: {r['label']} ({max(r['probabilities'].values()):.1%})")
+            if not args.no_figures:
+                fig = os.path.join(args.out, os.path.splitext(os.path.basename(path))[0] + "_pred.png")
+                draw_figure(grey, boxes, p, names, fig, os.path.basename(path))
+                if not args.json:
+                    print(f"  figure: {fig}")
+        pending.clear()
+
     for path in args.images:
         try:
             grey = load_grey(path)
@@ -182,20 +212,13 @@ def predict_images(args, clf):
             boxes = detect(grey)
             faces = [crop_face(grey, b, args.margin) for b in boxes]
         if not faces:
+            flush()  # keep the output in the order of the files
             print(f"{path}: no face found")
             continue
-        probs = clf(np.stack(faces))
-        names = clf.class_names or [str(i) for i in range(probs.shape[1])]
-        if args.json:
-            for r in records(path, boxes, probs, names):
-                print(json.dumps(r))
-        else:
-            for r in records(path, boxes, probs, names):
-                print(f"{path} face {r['face']} {r['box']}: {r['label']} ({max(r['probabilities'].values()):.1%})")
-        fig = os.path.join(args.out, os.path.splitext(os.path.basename(path))[0] + "_pred.png")
-        draw_figure(grey, boxes, probs, names, fig, os.path.basename(path))
-        if not args.json:
-            print(f"  figure: {fig}")
+        pending.append((path, grey if not args.no_figures else None, boxes, faces))
+        if sum(len(f) for *_, f in pending) >= args.batch:
+            flush()
+    flush()
     return 1 if failed else 0
 
 
@@ -223,7 +246,7 @@ def predict_video(args, clf):
             if boxes:
                 history.append(clf(np.stack([crop_face(grey, boxes[0], args.margin)]))[0])
                 p = np.mean(history, 0)
-                names = clf.class_names
+                names = clf.names(len(p))
                 x, y, bw, bh = boxes[0]
                 cv2.rectangle(frame, (x, y), (x + bw, y + bh), (0, 255, 0), 2)
                 cv2.putText(frame, f"{names[int(p.argmax())]} {p.max():.0%}", (x, max(12, y - 6)),
@@ -249,6 +272,9 @@ def main(argv=None):
     ap.add_argument("--onnx", metavar="FILE", help="use this ONNX model with ONNX Runtime instead")
     ap.add_argument("--no-detect", action="store_true", help="treat each image as one pre-cropped face")
     ap.add_argument("--json", action="store_true", help="print one JSON line per face")
+    ap.add_argument("--no-figures", action="store_true", help="skip the per-image figure (fast on many images)")
+    ap.add_argument("--batch", type=int, default=256, metavar="N",
+                    help="classify the faces of several images together, about N faces at a time (default: 256)")
     ap.add_argument("--video", metavar="FILE", help="annotate a video instead of photos")
     ap.add_argument("--out", default="predictions", metavar="DIR", help="where figures go (default: predictions)")
     ap.add_argument("--margin", type=float, default=0.2, metavar="M", help="crop margin around a face (default: 0.2)")
@@ -258,6 +284,8 @@ def main(argv=None):
     args = ap.parse_args(argv)
     if not args.images and not args.video:
         ap.error("give at least one IMAGE or --video FILE")
+    if args.batch < 1:
+        ap.error(f"--batch {args.batch}: must be at least 1")
     try:
         clf = Classifier(args.checkpoint, args.onnx, args.device)
         code = predict_video(args, clf) if args.video else predict_images(args, clf)

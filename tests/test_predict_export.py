@@ -114,3 +114,54 @@ def test_video_annotated_copy(tiny_checkpoint, tmp_path):
 def test_curves_figure(tiny_checkpoint):
     out = plot_curves.plot_run(os.path.dirname(tiny_checkpoint))
     assert os.path.getsize(out) > 20_000
+
+
+def test_many_faces_batched_without_figures(tiny_checkpoint, tmp_path, capsys, monkeypatch):
+    """--no-figures draws nothing; the faces of many images go through the network in a few
+    batches; the output keeps the order of the files and equals one-image-at-a-time."""
+    x, _ = synthetic_faces(9, seed=5)
+    files = []
+    for i, face in enumerate(x):
+        files.append(str(tmp_path / f"f{i}.png"))
+        Image.fromarray(face).save(files[-1])
+    files.insert(4, str(tmp_path / "missing.png"))
+    calls = []
+    real = predict.Classifier.__call__
+    monkeypatch.setattr(predict.Classifier, "__call__", lambda self, faces: calls.append(len(faces)) or real(self, faces))
+    monkeypatch.setattr(predict, "draw_figure", lambda *a, **k: pytest.fail("a figure was drawn"))
+    out = tmp_path / "figs"
+    with pytest.raises(SystemExit) as e:
+        predict.main([*files, "--no-detect", "--json", "--no-figures", "--batch", "4", "--checkpoint", tiny_checkpoint,
+                      "--out", str(out)])
+    assert e.value.code == 1  # the missing file is reported, the others are still classified
+    batched = [json.loads(l) for l in capsys.readouterr().out.splitlines()]
+    assert [r["file"] for r in batched] == [f for f in files if "missing" not in f]
+    assert calls == [4, 4, 1] and not out.exists()
+    calls.clear()
+    monkeypatch.undo()
+    with pytest.raises(SystemExit):
+        predict.main([*files, "--no-detect", "--json", "--no-figures", "--batch", "1", "--checkpoint", tiny_checkpoint])
+    single = [json.loads(l) for l in capsys.readouterr().out.splitlines()]
+    for a, b in zip(batched, single, strict=True):
+        assert a["label"] == b["label"]
+        assert max(abs(a["probabilities"][k] - b["probabilities"][k]) for k in a["probabilities"]) < 1e-5
+
+
+def test_video_with_an_onnx_file_without_class_names(tiny_checkpoint, tmp_path):
+    import cv2
+    import onnx
+    export_onnx.main(["--checkpoint", tiny_checkpoint, "--out", str(tmp_path / "m.onnx")])
+    m = onnx.load(tmp_path / "m.onnx")
+    kept = [p for p in m.metadata_props if p.key != "class_names"]
+    del m.metadata_props[:]
+    m.metadata_props.extend(kept)
+    onnx.save(m, tmp_path / "bare.onnx")
+    path = str(tmp_path / "clip.avi")
+    w = cv2.VideoWriter(path, cv2.VideoWriter_fourcc(*"MJPG"), 10, (400, 300))
+    for _ in range(2):
+        w.write(cv2.cvtColor(photo(), cv2.COLOR_GRAY2BGR))
+    w.release()
+    r = run_script("predict.py", "--video", path, "--onnx", str(tmp_path / "bare.onnx"), "--out", str(tmp_path / "o"))
+    assert r.returncode == 0, r.stderr
+    frames = [json.loads(l) for l in open(tmp_path / "o" / "clip_frames.jsonl")]
+    assert frames[0]["faces"][0]["label"].startswith("class ")
