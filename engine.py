@@ -55,8 +55,8 @@ def add_model_args(ap):
     import models
     ap.add_argument("--model", default="VGG19", metavar="NAME", help=f"{', '.join(models.MODELS)} (default: VGG19)")
     ap.add_argument("--width", type=float, default=1.0, metavar="W",
-                    help="scale every conv width by W, e.g. 0.25 for a CPU-sized net (ResNet: block "
-                         "inner widths only) (default: 1.0)")
+                    help="scale every conv width by W, e.g. 0.25 for a CPU-sized net (ResNet: stem, stages, "
+                         "shortcuts and block interiors) (default: 1.0)")
     return ap
 
 
@@ -73,7 +73,8 @@ def canonical_model(args):
 
 def model_info(model, arch, data, **extra):
     """What every checkpoint carries to rebuild the model and label its outputs."""
-    return {"arch": arch, "cfg": model.cfg, "num_classes": data.num_classes, "in_channels": 1,
+    return {"arch": arch, "cfg": model.cfg, "model_args": model.model_args, "num_classes": data.num_classes,
+            "in_channels": 1,
             "class_names": data.class_names, "dataset": data.name, "synthetic": data.synthetic, **extra}
 
 
@@ -82,8 +83,8 @@ def build_model_from_args(args, num_classes):
     import models
     if not 0 < args.width <= 4:
         raise DataError(f"--width {args.width}: must be in (0, 4]")
-    cfg = models.scale_cfg(models.default_cfg(args.model), args.width) if args.width != 1 else None
-    return models.build_model(args.model, cfg=cfg, num_classes=num_classes)
+    cfg, model_args = models.scaled(args.model, args.width)
+    return models.build_model(args.model, cfg=cfg, num_classes=num_classes, **model_args)
 
 
 def add_train_args(ap, recipes, default_recipe):
@@ -495,8 +496,10 @@ def fit(model, train, evals, args, model_info, select="PublicTest", log=print, t
     start, best = 0, {"epoch": 0, "select": select, "score": -1.0, "at_best": {}, "test_selected": {}}
     if args.resume and os.path.exists(last_path):
         ck = load_checkpoint(last_path, map_location=device)
-        if ck["arch"] != model_info["arch"] or ck.get("cfg") != model_info.get("cfg"):
-            raise DataError(f"{last_path} holds {ck['arch']} cfg {ck.get('cfg')}, not the model asked for")
+        if (ck["arch"], ck.get("cfg"), ck.get("model_args", {})) != (model_info["arch"], model_info.get("cfg"),
+                                                                     model_info.get("model_args", {})):
+            raise DataError(f"{last_path} holds {ck['arch']} cfg {ck.get('cfg')} {ck.get('model_args', {})}, "
+                            "not the model asked for")
         if (ema is None) != ("train_net" not in ck):
             raise DataError(f"{last_path} was saved {'without' if ema is not None else 'with'} --ema; "
                             "resume it with the same setting")

@@ -30,7 +30,7 @@ def export(ck, path, opset=17):
                           dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}})
         m = onnx.load(tmp)
         for k, v in {"class_names": json.dumps(ck["class_names"]), "arch": ck["arch"],
-                     "cfg": json.dumps(ck.get("cfg"))}.items():
+                     "cfg": json.dumps(ck.get("cfg")), "model_args": json.dumps(ck.get("model_args", {}))}.items():
             m.metadata_props.add(key=k, value=v)
         onnx.save(m, tmp)
     return model

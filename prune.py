@@ -155,7 +155,7 @@ def compact_model(model, masks):
     # ResNet: only each block's inner width changes; everything else is copied whole
     cfg = [int(k.sum()) for k in masks]
     name = "Resnet18" if len(cfg) == 8 else "Resnet34"
-    new = ResNet(name, cfg=cfg, num_classes=num_classes, in_channels=model.conv1.in_channels)
+    new = ResNet(name, cfg=cfg, num_classes=num_classes, in_channels=model.conv1.in_channels, planes=model.planes)
     state = new.state_dict()
     for key, value in model.state_dict().items():
         state[key] = value.clone()
@@ -295,7 +295,8 @@ def main(argv=None, family="VGG", doc=""):
             "sparsity": ck.get("args", {}).get("sparsity"),
         }
         info = {k: ck[k] for k in ("num_classes", "in_channels", "class_names", "dataset", "synthetic") if k in ck}
-        save_checkpoint({"format": CHECKPOINT_FORMAT, "arch": arch, "cfg": compact.cfg, **info,
+        save_checkpoint({"format": CHECKPOINT_FORMAT, "arch": arch, "cfg": compact.cfg,
+                         "model_args": compact.model_args, **info,
                          "net": compact.cpu().state_dict(), "epoch": 0, "pruned_from": os.path.abspath(args.checkpoint),
                          "percent": args.percent, "metrics": {"prune": report}, "args": {"data": args.data or
                                                                                           ck.get("args", {}).get("data")}},

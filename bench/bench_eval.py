@@ -30,8 +30,8 @@ def main():
     args = ap.parse_args()
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     torch.manual_seed(0)
-    cfg = models.scale_cfg(models.default_cfg(args.model), args.width) if args.width != 1 else None
-    model = models.build_model(args.model, cfg=cfg).to(device)
+    cfg, model_args = models.scaled(args.model, args.width)
+    model = models.build_model(args.model, cfg=cfg, **model_args).to(device)
     x = torch.randint(0, 256, (args.images, 1, 48, 48), dtype=torch.uint8, device=device)
     y = torch.randint(0, 7, (args.images,), device=device)
     sizes = [int(v) for v in args.sizes.split(",")]

@@ -37,6 +37,7 @@ def main():
     ck = load_checkpoint(args.checkpoint)
     model = models.model_from_checkpoint(ck).eval()
     keep = {k: ck[k] for k in ("arch", "cfg", "num_classes", "in_channels", "class_names", "dataset", "epoch")}
+    keep["model_args"] = ck.get("model_args", {})
     m = ck["metrics"]
     release = {"format": CHECKPOINT_FORMAT, **keep, "net": model.state_dict(),
                "metrics": {"selected_by": "PublicTest", "at_best": m["at_best"], "test_selected": m["test_selected"]},

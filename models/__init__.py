@@ -1,7 +1,8 @@
 """Model registry: the names users type (VGG19, Resnet18, ...) -> constructors.
 
 Every constructor takes ``cfg=None, num_classes=7, in_channels=1`` so a pruned network is
-rebuilt from the ``arch`` and ``cfg`` stored in its checkpoint.
+rebuilt from the ``arch``, ``cfg`` and ``model_args`` (ResNet: its stage widths) stored in its
+checkpoint.
 """
 from functools import partial
 
@@ -29,17 +30,29 @@ def scale_cfg(cfg, width):
     return [v if v == "M" else max(1, int(round(v * width))) for v in cfg]
 
 
-def build_model(arch, cfg=None, num_classes=7, in_channels=1):
-    return MODELS[canonical_name(arch)](cfg=cfg, num_classes=num_classes, in_channels=in_channels)
+def scaled(arch, width):
+    """(cfg, model_args) of ``arch`` with every width scaled: VGG's convs; ResNet's stem, stages,
+    shortcuts and block interiors alike, so width 0.25 is about a sixteenth of the parameters."""
+    base = build_model(arch)
+    if width == 1:
+        return None, {}
+    if isinstance(base, ResNet):
+        planes = scale_cfg(base.planes, width)
+        return scale_cfg(base.cfg, width), {"planes": planes}
+    return scale_cfg(base.cfg, width), {}
+
+
+def build_model(arch, cfg=None, num_classes=7, in_channels=1, **model_args):
+    return MODELS[canonical_name(arch)](cfg=cfg, num_classes=num_classes, in_channels=in_channels, **model_args)
 
 
 def model_from_checkpoint(ckpt):
     """Rebuild the network stored in one of our checkpoint dicts and load its weights."""
     model = build_model(ckpt["arch"], cfg=ckpt.get("cfg"), num_classes=ckpt["num_classes"],
-                        in_channels=ckpt.get("in_channels", 1))
+                        in_channels=ckpt.get("in_channels", 1), **ckpt.get("model_args", {}))
     model.load_state_dict(ckpt["net"])
     return model
 
 
 __all__ = ["MODELS", "VGG", "ResNet", "build_model", "canonical_name", "default_cfg", "model_from_checkpoint",
-           "scale_cfg"]
+           "scale_cfg", "scaled"]

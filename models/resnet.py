@@ -1,8 +1,10 @@
 """CIFAR-style ResNet18 with BatchNorm (3x3 stem, no stem max-pool) for 44x44 grey faces.
 
 ``cfg`` lists the inner width of each BasicBlock (the channels between its two convs), the
-only widths network slimming changes; the residual widths (64/128/256/512) stay fixed so the
-shortcut additions remain consistent. ``cfg=None`` is the unpruned network.
+only widths network slimming changes. ``planes`` are the residual widths of the stem and the four
+stages (64/128/256/512 by default; ``models.scale_model_args`` narrows them for a CPU-sized net);
+pruning keeps them, so the shortcut additions stay consistent. ``cfg=None`` is the unpruned
+network: every inner width equals its stage's width.
 """
 import torch.nn as nn
 import torch.nn.functional as F
@@ -28,21 +30,24 @@ class BasicBlock(nn.Module):
         return F.relu(out + self.shortcut(x))
 
 
-def default_cfg(name="Resnet18"):
-    return [w for w, n in zip(STAGE_WIDTHS, BLOCKS_PER_STAGE[name]) for _ in range(n)]
+def default_cfg(name="Resnet18", planes=STAGE_WIDTHS):
+    return [w for w, n in zip(planes, BLOCKS_PER_STAGE[name], strict=True) for _ in range(n)]
 
 
 class ResNet(nn.Module):
-    def __init__(self, name="Resnet18", cfg=None, num_classes=7, in_channels=1, dropout=0.5):
+    def __init__(self, name="Resnet18", cfg=None, num_classes=7, in_channels=1, dropout=0.5, planes=None):
         super().__init__()
         blocks = BLOCKS_PER_STAGE[name]
-        self.cfg = list(cfg) if cfg is not None else default_cfg(name)
+        self.planes = list(planes) if planes is not None else list(STAGE_WIDTHS)
+        if len(self.planes) != 4 or min(self.planes) < 1:
+            raise ValueError(f"{name} planes needs 4 positive stage widths, got {self.planes}")
+        self.cfg = list(cfg) if cfg is not None else default_cfg(name, self.planes)
         if len(self.cfg) != sum(blocks):
             raise ValueError(f"{name} cfg needs {sum(blocks)} inner widths, got {len(self.cfg)}")
-        self.conv1 = nn.Conv2d(in_channels, 64, 3, 1, 1, bias=False)
-        self.bn1 = nn.BatchNorm2d(64)
-        layers, in_planes, i = [], 64, 0
-        for stage, (planes, n) in enumerate(zip(STAGE_WIDTHS, blocks)):
+        self.conv1 = nn.Conv2d(in_channels, self.planes[0], 3, 1, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(self.planes[0])
+        layers, in_planes, i = [], self.planes[0], 0
+        for stage, (planes, n) in enumerate(zip(self.planes, blocks)):
             for j in range(n):
                 stride = 2 if (stage > 0 and j == 0) else 1
                 layers.append(BasicBlock(in_planes, self.cfg[i], planes, stride))
@@ -50,9 +55,14 @@ class ResNet(nn.Module):
         self.layers = nn.Sequential(*layers)  # 44 -> 44 -> 22 -> 11 -> 6
         self.pool = nn.AdaptiveAvgPool2d(1)
         self.dropout = nn.Dropout(dropout)
-        self.classifier = nn.Linear(512, num_classes)
+        self.classifier = nn.Linear(self.planes[-1], num_classes)
+
+    @property
+    def model_args(self):
+        """What a checkpoint must carry, besides arch and cfg, to rebuild this network."""
+        return {"planes": self.planes}
 
     def forward(self, x):  # x: (B, in_channels, 44, 44)
         x = F.relu(self.bn1(self.conv1(x)))
-        x = self.pool(self.layers(x)).flatten(1)  # (B, 512)
+        x = self.pool(self.layers(x)).flatten(1)  # (B, planes[-1])
         return self.classifier(self.dropout(x))

@@ -32,6 +32,11 @@ class VGG(nn.Module):
         self.dropout = nn.Dropout(dropout)
         self.classifier = nn.Linear(c, num_classes)
 
+    @property
+    def model_args(self):
+        """Besides arch and cfg, a VGG needs nothing more to be rebuilt."""
+        return {}
+
     def forward(self, x):  # x: (B, in_channels, 44, 44)
         x = self.pool(self.features(x)).flatten(1)  # (B, C_last)
         return self.classifier(self.dropout(x))  # (B, num_classes)

@@ -16,7 +16,8 @@ from utils import load_checkpoint
 def randomised(arch, seed=0, width=0.25):
     """A model whose BN scales, shifts and running statistics are all non-trivial."""
     torch.manual_seed(seed)
-    m = models.build_model(arch, cfg=models.scale_cfg(models.default_cfg(arch), width))
+    cfg, model_args = models.scaled(arch, width)
+    m = models.build_model(arch, cfg=cfg, **model_args)
     for bn in m.modules():
         if isinstance(bn, torch.nn.BatchNorm2d):
             bn.weight.data.uniform_(0.01, 1.0)
