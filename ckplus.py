@@ -16,6 +16,7 @@ import os
 
 import numpy as np
 
+import config
 import engine
 from data_io import DataError
 from dataset import H5Dataset, to_tensors
@@ -23,7 +24,7 @@ from utils import load_checkpoint, pick_device, seed_everything
 
 N_FOLDS = 10
 LEGACY_TEST_PER_CLASS = [12, 18, 9, 21, 9, 24, 6]  # anger, disgust, fear, happy, sadness, surprise, contempt
-PUBLISHED_CK = dict(engine.PUBLISHED_FER, epochs=60, decay_start=20, decay_every=1, decay_rate=0.8)
+PUBLISHED_CK = dict(config.PUBLISHED_FER, epochs=60, decay_start=20, decay_every=1, decay_rate=0.8)
 RECIPES = {"published": PUBLISHED_CK}
 PROTOCOLS = ("subject", "legacy")
 
@@ -91,10 +92,10 @@ def train_fold(data, record, fold, args, log=print):
     """Train and test one fold in ``<root>/fold<k>``; returns the fold's summary."""
     root = out_root(args)
     fold_dir = os.path.join(root, f"fold{fold}")
-    run = engine.resolve_args(type(args)(**vars(args)), RECIPES, fold_dir)
+    run = config.resolve_args(type(args)(**vars(args)), RECIPES, fold_dir)
     arch = run.model  # a resumed fold's own architecture
     run.fold = fold
-    if run.data and not engine.same_file(run.data, data.path):
+    if run.data and not config.same_file(run.data, data.path):
         raise DataError(f"{fold_dir} was trained on {run.data}, not {data.path}; resume with that file "
                         "or start a new --out")
     device = pick_device(run.device)
@@ -102,8 +103,8 @@ def train_fold(data, record, fold, args, log=print):
     x, y = data.arrays("data")
     test = np.asarray(record["folds"][fold - 1]["test"])
     train = np.setdiff1d(np.arange(len(y)), test)
-    model = engine.build_model_from_args(run, data.num_classes).to(device)
-    info = engine.model_info(model, arch, data, fold=fold, protocol=record["protocol"])
+    model = config.build_model_from_args(run, data.num_classes).to(device)
+    info = config.model_info(model, arch, data, fold=fold, protocol=record["protocol"])
     log(f"CK+ {record['protocol']} fold {fold}: train {len(train)}, test {len(test)} | {arch} on "
         f"{engine.describe_device(device)} | out {fold_dir}")
     summary = engine.fit(model, to_tensors(x[train], y[train], device), {"test": to_tensors(x[test], y[test], device)},

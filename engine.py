@@ -5,13 +5,12 @@
     fit              epochs, honest model selection, metrics.csv, atomic best/last checkpoints,
                      exact resume, NaN guard
 
-Scripts call ``add_train_args`` to get the common flags, ``resolve_args`` to fill recipe
-defaults (and restore a run's saved configuration on --resume), then ``fit``.
+Scripts get their flags and the resolved run configuration from ``config.py``, then call
+``fit``.
 """
 import argparse
 import math
 import os
-import sys
 import time
 
 import torch
@@ -21,236 +20,15 @@ from tqdm import tqdm
 
 import prune
 import transforms as T
+from config import eval_batch_size
 from data_io import DataError
 from utils import (CHECKPOINT_FORMAT, MetricsCSV, Stopwatch, clean_state_dict, is_main_process, load_checkpoint,
                    rank_world, rng_state, save_checkpoint, set_rng_state, write_json)
 
 CROP = 44  # training crop and test crops of the 48x48 faces
 
-# Recipe-governed flags default to None on the command line and are filled from a recipe,
-# so `--recipe fast --lr 0.02` changes only the lr and config.json shows what really ran.
-RECIPE_KEYS = ("epochs", "bs", "lr", "momentum", "wd", "schedule", "decay_start", "decay_every",
-               "decay_rate", "warmup", "clip", "label_smoothing", "erase", "affine", "ema", "nesterov")
-PUBLISHED_FER = dict(epochs=250, bs=128, lr=0.01, momentum=0.9, wd=5e-4, schedule="step", decay_start=80,
-                     decay_every=5, decay_rate=0.9, warmup=0, clip=0.1, label_smoothing=0.0, erase=0.0, affine=0.0,
-                     ema=0.0, nesterov=False)
-# 100 epochs = 40% of the published 250: the published optimiser with a cosine decay and label
-# smoothing. CPU tuning on PublicTest (bench/tune_fast.py, VGG19 width 0.125, 12 epochs): EMA,
-# affine and erasing each lost 1-2 points, lr 0.03 + 1 warm-up epoch gained ~1 point on one seed;
-# too little evidence to change the default before a full-size GPU run (see BENCHMARKS.md).
-FAST_FER = dict(PUBLISHED_FER, epochs=100, schedule="cosine", warmup=0, label_smoothing=0.1)
-# The CPU-scale protocol (VGG19 at --width 0.25 on the full FER2013, about an hour on 2 cores):
-# one-cycle to lr 0.05 with Nesterov momentum, the recipe that reached 68.5% honest in 30 epochs.
-CPU_FER = dict(PUBLISHED_FER, epochs=30, schedule="onecycle", lr=0.05, nesterov=True, label_smoothing=0.1)
-# Flags a resumed run may change; everything else comes back from the saved config.
-RESUME_OVERRIDABLE = ("epochs", "device", "eval_every", "compile", "resume", "amp", "eval_bs", "test_curves")
-
-
 class TrainingDiverged(RuntimeError):
     pass
-
-
-def add_model_args(ap):
-    """--model and --width, for the scripts that train a network from scratch."""
-    import models
-    ap.add_argument("--model", default="VGG19", metavar="NAME", help=f"{', '.join(models.MODELS)} (default: VGG19)")
-    ap.add_argument("--width", type=float, default=1.0, metavar="W",
-                    help="scale every conv width by W, e.g. 0.25 for a CPU-sized net (ResNet: stem, stages, "
-                         "shortcuts and block interiors) (default: 1.0)")
-    return ap
-
-
-def canonical_model(args):
-    """Normalise args.model to the registry's spelling, or exit with one error line."""
-    import models
-    from data_io import cli_error
-    try:
-        args.model = models.canonical_name(args.model)
-    except ValueError as e:
-        cli_error(f"--model: {e}")
-    return args.model
-
-
-def model_info(model, arch, data, **extra):
-    """What every checkpoint carries to rebuild the model and label its outputs."""
-    return {"arch": arch, "cfg": model.cfg, "model_args": model.model_args, "num_classes": data.num_classes,
-            "in_channels": 1,
-            "class_names": data.class_names, "dataset": data.name, "synthetic": data.synthetic, **extra}
-
-
-def build_model_from_args(args, num_classes):
-    """The network asked for by --model/--width (args.model already canonical)."""
-    import models
-    if not 0 < args.width <= 4:
-        raise DataError(f"--width {args.width}: must be in (0, 4]")
-    cfg, model_args = models.scaled(args.model, args.width)
-    return models.build_model(args.model, cfg=cfg, num_classes=num_classes, **model_args)
-
-
-def add_train_args(ap, recipes, default_recipe):
-    """The flags every training script shares (see README, 'Common flags')."""
-    ap.add_argument("--data", metavar="FILE", help="HDF5 data file (default: the script's own)")
-    ap.add_argument("--out", metavar="DIR", help="output folder (default: checkpoints/<DATASET>_<MODEL>)")
-    ap.add_argument("--device", default="auto", metavar="DEV", help="auto, cpu, cuda or cuda:N (default: auto)")
-    ap.add_argument("--recipe", default=default_recipe, choices=sorted(recipes),
-                    help=f"hyper-parameter set filling the flags below (default: {default_recipe})")
-    r = recipes[default_recipe]
-    g = ap.add_argument_group("recipe flags (default: from --recipe; shown for the default recipe)")
-    g.add_argument("--epochs", type=int, metavar="N", help=f"epochs (default: {r['epochs']})")
-    g.add_argument("--bs", type=int, metavar="N", help=f"batch size (default: {r['bs']})")
-    g.add_argument("--lr", type=float, metavar="LR", help=f"peak learning rate (default: {r['lr']})")
-    g.add_argument("--momentum", type=float, metavar="M", help=f"SGD momentum (default: {r['momentum']})")
-    g.add_argument("--wd", type=float, metavar="W", help=f"weight decay (default: {r['wd']})")
-    g.add_argument("--schedule", choices=("step", "cosine", "onecycle"),
-                   help=f"lr schedule (default: {r['schedule']})")
-    g.add_argument("--decay-start", type=int, metavar="E", help=f"step: decay after epoch E (default: {r['decay_start']})")
-    g.add_argument("--decay-every", type=int, metavar="K", help=f"step: every K epochs (default: {r['decay_every']})")
-    g.add_argument("--decay-rate", type=float, metavar="F", help=f"step: multiply lr by F (default: {r['decay_rate']})")
-    g.add_argument("--warmup", type=float, metavar="E", help=f"cosine: linear warm-up epochs (default: {r['warmup']})")
-    g.add_argument("--clip", type=float, metavar="V", help=f"clamp gradients to [-V, V], 0 = off (default: {r['clip']})")
-    g.add_argument("--label-smoothing", type=float, metavar="A", help=f"(default: {r['label_smoothing']})")
-    g.add_argument("--erase", type=float, metavar="P", help=f"random-erasing probability (default: {r['erase']})")
-    g.add_argument("--affine", type=float, metavar="DEG",
-                   help=f"random rotation up to DEG degrees with +-10%% zoom, 0 = off (default: {r['affine']})")
-    g.add_argument("--nesterov", action="store_const", const=True,
-                   help=f"Nesterov momentum (default: {r['nesterov']})")
-    g.add_argument("--ema", type=float, metavar="D",
-                   help="exponential moving average of the weights (and BatchNorm statistics) with decay D per "
-                        f"step; the average is what is evaluated, selected and saved as 'net'; 0 = off (default: {r['ema']})")
-    o = ap.add_argument_group("run")
-    o.add_argument("--seed", type=int, default=0, metavar="S", help="seed for init, shuffling and augmentation (default: 0)")
-    o.add_argument("--resume", action="store_true", help="continue from last.pth in the output folder")
-    o.add_argument("--amp", default="auto", choices=("auto", "none", "bf16", "fp16"),
-                   help="mixed precision; auto = bf16 on CUDA, none on CPU (default: auto)")
-    o.add_argument("--channels-last", action="store_true", help="NHWC memory layout (faster convs on GPUs)")
-    o.add_argument("--compile", action="store_true", help="torch.compile the model")
-    o.add_argument("--eval-every", type=int, default=1, metavar="K", help="evaluate every K epochs and the last (default: 1)")
-    add_eval_bs_arg(o)
-    o.add_argument("--test-curves", action="store_true",
-                   help="score every split at every evaluation (curves and test-selected maxima of the test "
-                        "splits, for comparison with test-selected protocols); default: a split other than the "
-                        "selection split is scored only when the selection split improves")
-    o.add_argument("--tta", default="tencrop", choices=("tencrop", "center"),
-                   help="test-time augmentation (default: tencrop)")
-    o.add_argument("--sr", action="store_true", help="network slimming: L1 sparsity on BatchNorm scales")
-    o.add_argument("--s", type=sparsity_arg, default="auto", metavar="S",
-                   help="sparsity strength for --sr: a number, or auto = the s that takes a BatchNorm scale the "
-                        "loss does not defend to zero at --s-zero-at of the schedule (default: auto)")
-    o.add_argument("--s-zero-at", type=float, default=0.5, metavar="F",
-                   help="--s auto: fraction of the run at which an undefended scale reaches zero (default: 0.5)")
-    return ap
-
-
-def same_file(a, b):
-    return os.path.realpath(os.fspath(a)) == os.path.realpath(os.fspath(b))
-
-
-# Images per 10-crop evaluation batch. On a CPU, 16 images (160 crops) stay in cache and score
-# ~2x the crops/s of 256 (bench/bench_eval.py); a GPU wants big batches.
-EVAL_BS_AUTO = {"cpu": 16, "cuda": 256}
-
-
-def add_eval_bs_arg(ap):
-    ap.add_argument("--eval-bs", type=eval_bs_arg, default="auto", metavar="N",
-                    help=f"images per evaluation batch (x10 crops); auto = {EVAL_BS_AUTO['cpu']} on a CPU, "
-                         f"{EVAL_BS_AUTO['cuda']} on a GPU (default: auto)")
-
-
-def eval_bs_arg(text):
-    if text == "auto":
-        return text
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is neither a whole number nor 'auto'") from None
-    if v < 1:
-        raise argparse.ArgumentTypeError(f"{text}: must be at least 1")
-    return v
-
-
-def eval_batch_size(value, device):
-    """--eval-bs as a number for this device."""
-    return EVAL_BS_AUTO.get(torch.device(device).type, 256) if value == "auto" else int(value)
-
-
-def sparsity_arg(text):
-    if text == "auto":
-        return text
-    try:
-        v = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is neither a number nor 'auto'") from None
-    if not v >= 0:
-        raise argparse.ArgumentTypeError(f"{text}: must be >= 0")
-    return v
-
-
-def parse_args(ap, argv=None):
-    """``ap.parse_args(argv)``, remembering which flags were typed (``args.typed``).
-
-    A resumed run keeps its saved settings; only flags typed on the resuming command may
-    override them, so telling a typed ``--amp auto`` from the default matters.
-    """
-    args = ap.parse_args(argv)
-    defaults = {a: a.default for a in ap._actions}
-    try:
-        for a in ap._actions:
-            a.default = argparse.SUPPRESS
-        typed, _ = ap.parse_known_args(argv)
-    finally:
-        for a, d in defaults.items():
-            a.default = d
-    args.typed = sorted(vars(typed))
-    return args
-
-
-def resolve_args(args, recipes, out_dir):
-    """Fill recipe defaults; with --resume, restore the saved run's configuration first.
-
-    On resume only the flags in RESUME_OVERRIDABLE that were typed (``parse_args``) replace the
-    saved values; other typed flags that differ are named and ignored; a different --data is
-    refused, since the run's record would name the wrong file.
-    """
-    typed = set(getattr(args, "typed", None) or [k for k, v in vars(args).items() if v is not None])
-    args = argparse.Namespace(**{k: v for k, v in vars(args).items() if k != "typed"})
-    last = os.path.join(out_dir, "last.pth")
-    if args.resume and os.path.exists(last):
-        saved = load_checkpoint(last)["args"]
-        given = {k: v for k, v in vars(args).items() if k in typed}
-        if given.get("data") and saved.get("data") and not same_file(given["data"], saved["data"]):
-            raise DataError(f"--data {given['data']}: {last} trained on {saved['data']}; resume with that "
-                            "file or start a new --out")
-        merged = {**vars(args), **saved, **{k: given[k] for k in RESUME_OVERRIDABLE if k in given}}
-        changed = sorted(k for k in given if k not in RESUME_OVERRIDABLE and k in saved and given[k] != saved[k]
-                         and k != "data" and not (k == "s" and given[k] == "auto" and saved.get("s_rule") == "auto"))
-        if changed:
-            print(f"note: --resume keeps the saved {', '.join(changed)} of {last}; "
-                  "start a new --out to change them", file=sys.stderr)
-        if merged["epochs"] != saved["epochs"] and saved.get("schedule") in ("cosine", "onecycle"):
-            print(f"note: --epochs {merged['epochs']} on resume (was {saved['epochs']}) stretches the "
-                  f"{saved['schedule']} schedule over the new length: the learning rate jumps at the resumed epoch",
-                  file=sys.stderr)
-        args = argparse.Namespace(**merged)
-        for k in RECIPE_KEYS:  # a run saved before a recipe key existed ran without it
-            if getattr(args, k, None) is None:
-                setattr(args, k, PUBLISHED_FER[k])
-    else:
-        if args.recipe not in recipes:
-            raise DataError(f"--recipe {args.recipe}: choose from {', '.join(recipes)}")
-        for k, v in recipes[args.recipe].items():
-            if getattr(args, k, None) is None:
-                setattr(args, k, v)
-    for k in ("epochs", "bs"):
-        if getattr(args, k) < 1:
-            raise DataError(f"--{k} {getattr(args, k)}: must be at least 1")
-    if not args.lr > 0:
-        raise DataError(f"--lr {args.lr}: must be positive")
-    if not 0 < getattr(args, "s_zero_at", 0.5) <= 1:
-        raise DataError(f"--s-zero-at {args.s_zero_at}: must be in (0, 1]")
-    if not 0 <= args.ema < 1:
-        raise DataError(f"--ema {args.ema}: must be in [0, 1), e.g. 0.999")
-    args.out = out_dir
-    return args
 
 
 # ----------------------------------------------------------------------------------------
@@ -435,90 +213,37 @@ def fit(model, train, evals, args, model_info, select="PublicTest", log=print, t
 
     Honest selection: ``best.pth`` is the epoch with the highest ``select`` accuracy (or the
     last epoch when ``select`` is None); the other splits are reported at that epoch. The best
-    accuracy over epochs of every split is also kept, labelled test-selected, for comparison
-    with protocols that chose epochs on the test set.
+    accuracy over epochs of a split is also kept, labelled test-selected, where every epoch was
+    scored, for comparison with protocols that chose epochs on the test set.
 
-    ``model_info`` (arch, cfg, num_classes, in_channels, class_names, dataset, ...) goes into
-    every checkpoint so any script can rebuild the model. ``teacher``: a trained network to distil
-    from (fine-tuning a pruned model). Returns the summary dict.
+    ``model_info`` (arch, cfg, model_args, num_classes, class_names, dataset, ...) goes into every
+    checkpoint so any script can rebuild the model. ``teacher``: a trained network to distil from
+    (fine-tuning a pruned model). Returns the summary dict.
     """
-    device = train[0].device
-    out = args.out
-    main = is_main_process()
+    device, out, main = train[0].device, args.out, is_main_process()
     if not main:  # only the first process logs and writes files
         log = lambda *a, **k: None  # noqa: E731
     os.makedirs(out, exist_ok=True)
-    if main:  # two processes resuming one folder would overwrite each other's checkpoints
-        lock = claim_run_folder(out)  # noqa: F841 (held until fit returns)
+    lock = claim_run_folder(out) if main else None  # noqa: F841 (one writer per folder, held until return)
     last_path, best_path = os.path.join(out, "last.pth"), os.path.join(out, "best.pth")
-    steps = math.ceil(len(train[0]) / args.bs)
 
+    # optimiser, lr schedule (per step), sparsity, precision, random streams, wrappers
+    steps = math.ceil(len(train[0]) / args.bs)
     optimizer = torch.optim.SGD(model.parameters(), lr=args.lr, momentum=args.momentum, weight_decay=args.wd,
                                 nesterov=bool(args.nesterov))
     factor = lr_factor(args, steps)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
-    l1_scales = ()
-    if args.sr:
-        # 'auto' becomes a number once, so config.json and a resumed run use the same s
-        args.s_rule = getattr(args, "s_rule", None) or ("auto" if args.s == "auto" else "given")
-        plan = prune.sparsity_plan(args.s, args.s_zero_at if args.s == "auto" else None, args.lr, factor,
-                                   args.epochs * steps, args.wd, args.momentum)
-        args.s, args.sparsity = plan["s"], plan
-        l1_scales = [bn.weight for bn in prune.prunable_bns(model)]
-        rule = f"auto, zero at {args.s_zero_at:g} of the run" if args.s_rule == "auto" else "given"
-        log(f"sparsity: s = {plan['s']:.3g} ({rule}); L1 pull "
-            f"s*sum(lr) = {plan['l1_pull']:.3g} ({plan['l1_pull_with_momentum']:.3g} with momentum), weight decay "
-            f"alone leaves x{plan['wd_shrink']:.3f}; an undefended scale ends at {plan['unaided_scale_at_end']:.3f}; "
-            f"L1 on {len(l1_scales)} prunable BatchNorm layers")
-    dtype = amp_dtype(args, device)
-    eval_bs = eval_batch_size(args.eval_bs, device)
+    l1_scales = prune.setup_sparsity(model, args, factor, args.epochs * steps, log) if args.sr else ()
+    dtype, eval_bs = amp_dtype(args, device), eval_batch_size(args.eval_bs, device)
     scaler = torch.amp.GradScaler(device.type) if dtype == torch.float16 else None
     gens = make_generators(args.seed, device)
-    if args.channels_last:
-        model = model.to(memory_format=torch.channels_last)
-    run_model = model
-    if rank_world()[1] > 1:
-        # BatchNorm statistics are synchronised across processes on GPUs; on CPU (gloo) each
-        # process normalises with its own share of the batch
-        if device.type == "cuda":
-            run_model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
-        run_model = nn.parallel.DistributedDataParallel(run_model, device_ids=[device] if device.type == "cuda" else None)
-    if args.compile:
-        run_model = torch.compile(run_model)
-    # With --ema the averaged copy is what gets evaluated, selected and saved as "net" (so pruning,
-    # fine-tuning, export and predict all see it); the raw weights travel as "train_net" for resume.
-    ema, eval_model = None, run_model
-    if args.ema:
-        ema = torch.optim.swa_utils.AveragedModel(model, multi_avg_fn=torch.optim.swa_utils.get_ema_multi_avg_fn(args.ema),
-                                                  use_buffers=True)
-        eval_model = torch.compile(ema.module) if args.compile else ema.module
+    model, run_model, ema, eval_model = wrap_for_training(model, args, device)
+    state = {"model": model, "ema": ema, "optimizer": optimizer, "scheduler": scheduler, "scaler": scaler,
+             "gens": gens, "model_info": model_info, "args": args}
 
     start, best = 0, {"epoch": 0, "select": select, "score": -1.0, "at_best": {}, "test_selected": {}}
     if args.resume and os.path.exists(last_path):
-        ck = load_checkpoint(last_path, map_location=device)
-        if (ck["arch"], ck.get("cfg"), ck.get("model_args", {})) != (model_info["arch"], model_info.get("cfg"),
-                                                                     model_info.get("model_args", {})):
-            raise DataError(f"{last_path} holds {ck['arch']} cfg {ck.get('cfg')} {ck.get('model_args', {})}, "
-                            "not the model asked for")
-        if (ema is None) != ("train_net" not in ck):
-            raise DataError(f"{last_path} was saved {'without' if ema is not None else 'with'} --ema; "
-                            "resume it with the same setting")
-        model.load_state_dict(ck.get("train_net", ck["net"]))
-        if ema is not None:
-            ema.module.load_state_dict(ck["net"])
-            ema.n_averaged.fill_(ck["ema_updates"])
-        optimizer.load_state_dict(ck["optimizer"])
-        scheduler.load_state_dict(ck["scheduler"])
-        if scaler is not None and ck.get("scaler"):
-            scaler.load_state_dict(ck["scaler"])
-        per_rank = ck.get("rng_per_rank")
-        if per_rank is not None and len(per_rank) != rank_world()[1]:
-            log(f"note: {last_path} was saved by {len(per_rank)} processes, now {rank_world()[1]}: the random "
-                "streams restart from their seeds")
-        else:  # each process gets its own augmentation and dropout streams back
-            set_rng_state(per_rank[rank_world()[0]] if per_rank else ck["rng"], gens)
-        start, best = ck["epoch"], ck["metrics"]
-        log(f"resumed from {last_path} at epoch {start}")
+        start, best = restore(last_path, state, device, log)
     elif args.resume:
         log(f"--resume: no {last_path} yet, starting from scratch")
     if main:
@@ -527,16 +252,6 @@ def fit(model, train, evals, args, model_info, select="PublicTest", log=print, t
                     "processes": rank_world()[1], "torch": torch.__version__}, os.path.join(out, "config.json"))
     if start >= args.epochs:
         log(f"already trained for {start} epochs (--epochs {args.epochs}); nothing to do")
-
-    def checkpoint(epoch, preds, rngs):
-        extra = {} if ema is None else {"train_net": clean_state_dict(model.state_dict()),
-                                        "ema_updates": int(ema.n_averaged)}
-        net = model if ema is None else ema.module
-        return {"format": CHECKPOINT_FORMAT, **model_info, "net": clean_state_dict(net.state_dict()), **extra,
-                "epoch": epoch, "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-                "scaler": scaler.state_dict() if scaler is not None else None, "rng": rngs[0],
-                "rng_per_rank": rngs if len(rngs) > 1 else None,
-                "metrics": best, "args": vars(args), "predictions": preds}
 
     for epoch in range(start + 1, args.epochs + 1):
         t0 = time.perf_counter()
@@ -550,54 +265,25 @@ def fit(model, train, evals, args, model_info, select="PublicTest", log=print, t
                                    f"is kept: {last_path if epoch > 1 else '(none yet)'}. Try a lower --lr.") from None
         train_s = time.perf_counter() - t0
         row = {"epoch": epoch, "lr": lr, "train_loss": tr["loss"], "train_acc": tr["acc"]}
-        preds = {}
-        if epoch % args.eval_every == 0 or epoch == args.epochs:
-            t1 = time.perf_counter()
-
-            def score_split(name):
-                ev = evaluate(eval_model, *evals[name], eval_bs, args.tta, dtype, args.channels_last)
-                row[f"{name}_loss"], row[f"{name}_acc"] = ev["loss"], ev["acc"]
-                preds[name] = ev["pred"]
-                prev = best["test_selected"].get(name)
-                if prev is None or ev["acc"] > prev[0]:
-                    best["test_selected"][name] = [ev["acc"], epoch]
-
-            # The selection split first; the others are needed only at an epoch that becomes
-            # best.pth (their honest figure), unless --test-curves asks for every epoch.
-            if select:
-                score_split(select)
-            score = row[f"{select}_acc"] if select else float(epoch)
-            improved = score > best["score"]
-            for name in evals:
-                if name != select:
-                    if improved or args.test_curves:
-                        score_split(name)
-                    else:
-                        row[f"{name}_loss"] = row[f"{name}_acc"] = ""
-            eval_s = time.perf_counter() - t1
-            if improved:
-                best.update(epoch=epoch, score=score, at_best={k: row[f"{k}_acc"] for k in evals})
-        else:
-            eval_s, improved = 0.0, False
-            for name in evals:
-                row[f"{name}_loss"] = row[f"{name}_acc"] = ""
-        row.update(train_s=train_s, data_s=tr["data_s"], compute_s=tr["compute_s"], eval_s=eval_s,
-                   images_per_s=len(train[0]) / max(train_s, 1e-9),
+        t1 = time.perf_counter()
+        due = epoch % args.eval_every == 0 or epoch == args.epochs
+        improved, preds = score_epoch(eval_model, evals, select, best, row, epoch, args, eval_bs, dtype, due)
+        row.update(train_s=train_s, data_s=tr["data_s"], compute_s=tr["compute_s"],
+                   eval_s=time.perf_counter() - t1 if due else 0.0, images_per_s=len(train[0]) / max(train_s, 1e-9),
                    peak_mem_gib=torch.cuda.max_memory_allocated(device) / 2**30 if device.type == "cuda" else 0.0)
         rngs = gather_objects(rng_state(gens))  # every process's streams, for an exact resume
         if main:
             metrics_csv.append(row)
-            ck = checkpoint(epoch, preds, rngs)
+            ck = checkpoint_dict(state, epoch, best, preds, rngs)
             if improved:
                 save_checkpoint(ck, best_path)
             save_checkpoint(ck, last_path)
         accs = "  ".join(f"{k} {row[f'{k}_acc']:.2f}" for k in evals if row[f"{k}_acc"] != "")
         log(f"epoch {epoch:3d}  lr {lr:.4g}  loss {tr['loss']:.4f}  train {tr['acc']:.2f}  {accs}  "
-            f"({train_s:.1f}s train, {eval_s:.1f}s eval){'  *' if improved else ''}")
+            f"({train_s:.1f}s train, {row['eval_s']:.1f}s eval){'  *' if improved else ''}")
 
     summary = {"dataset": model_info.get("dataset"), "arch": model_info["arch"], "epochs": args.epochs,
-               "selected_by": select or "last epoch", "best_epoch": best["epoch"],
-               "honest": best["at_best"],
+               "selected_by": select or "last epoch", "best_epoch": best["epoch"], "honest": best["at_best"],
                # a test split's maximum over epochs is known only if it was scored at every evaluation
                "test_selected_max": {k: v for k, v in best["test_selected"].items()
                                      if k == select or not select or args.test_curves},
@@ -605,6 +291,105 @@ def fit(model, train, evals, args, model_info, select="PublicTest", log=print, t
     if main:
         write_json(summary, os.path.join(out, "summary.json"))
     return summary
+
+
+def wrap_for_training(model, args, device):
+    """(model, run_model, ema, eval_model): DDP/SyncBN under torchrun, torch.compile, weight EMA.
+
+    With --ema the averaged copy is what gets evaluated, selected and saved as "net" (so pruning,
+    fine-tuning, export and predict all see it); the raw weights travel as "train_net" for resume.
+    """
+    if args.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    run_model = model
+    if rank_world()[1] > 1:
+        # BatchNorm statistics are synchronised across processes on GPUs; on CPU (gloo) each
+        # process normalises with its own share of the batch
+        if device.type == "cuda":
+            run_model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
+        run_model = nn.parallel.DistributedDataParallel(run_model,
+                                                        device_ids=[device] if device.type == "cuda" else None)
+    if args.compile:
+        run_model = torch.compile(run_model)
+    ema, eval_model = None, run_model
+    if args.ema:
+        ema = torch.optim.swa_utils.AveragedModel(
+            model, multi_avg_fn=torch.optim.swa_utils.get_ema_multi_avg_fn(args.ema), use_buffers=True)
+        eval_model = torch.compile(ema.module) if args.compile else ema.module
+    return model, run_model, ema, eval_model
+
+
+def score_epoch(eval_model, evals, select, best, row, epoch, args, eval_bs, dtype, due=True):
+    """Score this epoch's splits into ``row`` and update ``best``; returns (improved, predictions).
+
+    The selection split first; the others only at an epoch that becomes best.pth (their honest
+    figure) unless --test-curves asks for every epoch. Splits not scored get empty cells.
+    """
+    preds = {}
+    for name in evals:
+        row[f"{name}_loss"] = row[f"{name}_acc"] = ""
+    if not due:
+        return False, preds
+
+    def score(name):
+        ev = evaluate(eval_model, *evals[name], eval_bs, args.tta, dtype, args.channels_last)
+        row[f"{name}_loss"], row[f"{name}_acc"], preds[name] = ev["loss"], ev["acc"], ev["pred"]
+        prev = best["test_selected"].get(name)
+        if prev is None or ev["acc"] > prev[0]:
+            best["test_selected"][name] = [ev["acc"], epoch]
+
+    if select:
+        score(select)
+    value = row[f"{select}_acc"] if select else float(epoch)
+    improved = value > best["score"]
+    for name in evals:
+        if name != select and (improved or args.test_curves):
+            score(name)
+    if improved:
+        best.update(epoch=epoch, score=value, at_best={k: row[f"{k}_acc"] for k in evals})
+    return improved, preds
+
+
+def checkpoint_dict(state, epoch, best, preds, rngs):
+    """Everything that rebuilds the model (model_info) and resumes the run, as plain tensors/values."""
+    model, ema, scaler = state["model"], state["ema"], state["scaler"]
+    extra = {} if ema is None else {"train_net": clean_state_dict(model.state_dict()),
+                                    "ema_updates": int(ema.n_averaged)}
+    net = model if ema is None else ema.module
+    return {"format": CHECKPOINT_FORMAT, **state["model_info"], "net": clean_state_dict(net.state_dict()), **extra,
+            "epoch": epoch, "optimizer": state["optimizer"].state_dict(), "scheduler": state["scheduler"].state_dict(),
+            "scaler": scaler.state_dict() if scaler is not None else None, "rng": rngs[0],
+            "rng_per_rank": rngs if len(rngs) > 1 else None,
+            "metrics": best, "args": vars(state["args"]), "predictions": preds}
+
+
+def restore(last_path, state, device, log):
+    """Load last.pth into the run's pieces; returns (epoch, best metrics)."""
+    ck = load_checkpoint(last_path, map_location=device)
+    info, ema = state["model_info"], state["ema"]
+    if (ck["arch"], ck.get("cfg"), ck.get("model_args", {})) != (info["arch"], info.get("cfg"),
+                                                                 info.get("model_args", {})):
+        raise DataError(f"{last_path} holds {ck['arch']} cfg {ck.get('cfg')} {ck.get('model_args', {})}, "
+                        "not the model asked for")
+    if (ema is None) != ("train_net" not in ck):
+        raise DataError(f"{last_path} was saved {'without' if ema is not None else 'with'} --ema; "
+                        "resume it with the same setting")
+    state["model"].load_state_dict(ck.get("train_net", ck["net"]))
+    if ema is not None:
+        ema.module.load_state_dict(ck["net"])
+        ema.n_averaged.fill_(ck["ema_updates"])
+    state["optimizer"].load_state_dict(ck["optimizer"])
+    state["scheduler"].load_state_dict(ck["scheduler"])
+    if state["scaler"] is not None and ck.get("scaler"):
+        state["scaler"].load_state_dict(ck["scaler"])
+    per_rank = ck.get("rng_per_rank")
+    if per_rank is not None and len(per_rank) != rank_world()[1]:
+        log(f"note: {last_path} was saved by {len(per_rank)} processes, now {rank_world()[1]}: the random "
+            "streams restart from their seeds")
+    else:  # each process gets its own augmentation and dropout streams back
+        set_rng_state(per_rank[rank_world()[0]] if per_rank else ck["rng"], state["gens"])
+    log(f"resumed from {last_path} at epoch {ck['epoch']}")
+    return ck["epoch"], ck["metrics"]
 
 
 def claim_run_folder(out):

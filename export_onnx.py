@@ -9,7 +9,6 @@ from PyTorch's by more than --tol on random input; prints both CPU latencies (1 
 import argparse
 import json
 import os
-import time
 import warnings
 
 import numpy as np

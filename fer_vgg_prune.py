@@ -11,6 +11,7 @@ import argparse
 import json
 import os
 
+import config
 import engine
 import models
 from data_io import DataError, cli_error
@@ -18,7 +19,7 @@ from dataset import H5Dataset
 from utils import load_checkpoint, pick_device, seed_everything
 
 # fine-tuning starts from trained weights: a shorter cosine schedule, no warm-up
-FINETUNE = dict(engine.PUBLISHED_FER, epochs=60, lr=0.01, schedule="cosine", warmup=0)
+FINETUNE = dict(config.PUBLISHED_FER, epochs=60, lr=0.01, schedule="cosine", warmup=0)
 RECIPES = {"finetune": FINETUNE}
 
 
@@ -46,14 +47,14 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--checkpoint", "--model", dest="checkpoint", required=True, metavar="CKPT",
                     help="pruned.pth written by prune_vgg.py (--model: the original spelling)")
-    engine.add_train_args(ap, RECIPES, "finetune")
+    config.add_train_args(ap, RECIPES, "finetune")
     k = ap.add_argument_group("knowledge distillation (optional)")
     k.add_argument("--teacher", metavar="CKPT",
                    help="distil from this trained checkpoint while fine-tuning, e.g. the unpruned parent's best.pth")
     k.add_argument("--kd-alpha", type=float, default=0.5, metavar="A",
                    help="weight of the distillation term; the label loss gets 1-A (default: 0.5)")
     k.add_argument("--kd-t", type=float, default=4.0, metavar="T", help="distillation temperature (default: 4.0)")
-    args = engine.parse_args(ap, argv)
+    args = config.parse_args(ap, argv)
     try:
         pruned = load_checkpoint(args.checkpoint)
         if "pruned_from" not in pruned:
@@ -61,8 +62,8 @@ def main(argv=None):
         data = H5Dataset(args.data or pruned.get("args", {}).get("data") or "data/data.h5")
         args.data = data.path
         out = args.out or os.path.dirname(os.path.abspath(args.checkpoint))
-        args = engine.resolve_args(args, RECIPES, out)
-        if not engine.same_file(args.data, data.path):  # resumed: the run's own file
+        args = config.resolve_args(args, RECIPES, out)
+        if not config.same_file(args.data, data.path):  # resumed: the run's own file
             data = H5Dataset(args.data)
         device = pick_device(args.device)
         seed_everything(args.seed)
@@ -83,7 +84,7 @@ def main(argv=None):
             print(f"distilling from {args.teacher} ({tck['arch']}), alpha {args.kd_alpha}, T {args.kd_t}")
         train = data.load("Training", device)
         evals = {s: data.load(s, device) for s in ("PublicTest", "PrivateTest") if s in data.splits}
-        info = engine.model_info(model, pruned["arch"], data, pruned_from=pruned.get("pruned_from", ""))
+        info = config.model_info(model, pruned["arch"], data, pruned_from=pruned.get("pruned_from", ""))
         print(f"fine-tuning {pruned['arch']} cfg {model.cfg} on {data.name} | out {out}")
         summary = engine.fit(model, train, evals, args, info, select="PublicTest" if "PublicTest" in evals else None,
                              teacher=teacher)

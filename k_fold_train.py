@@ -16,6 +16,7 @@ import os
 import numpy as np
 
 import ckplus
+import config
 import engine
 from data_io import DataError, cli_error
 from utils import write_json
@@ -104,8 +105,8 @@ def main(argv=None):
     ap.add_argument("--dry-run", action="store_true", help="write folds.json and exit without training")
     ap.add_argument("--gpus", metavar="LIST", help="spread the folds over these GPUs, one process each, e.g. 0,1,2,3 "
                                                     "(default: all folds in this process on --device)")
-    args = engine.parse_args(ap, argv)
-    engine.canonical_model(args)
+    args = config.parse_args(ap, argv)
+    config.canonical_model(args)
     try:
         folds = ckplus.parse_folds(args.folds)
         data = ckplus.load_data(args.data)

@@ -9,17 +9,18 @@ checkpoints/CK+_<MODEL>/<PROTOCOL>/fold<K>/; k_fold_train.py runs all folds and 
 import argparse
 
 import ckplus
+import config
 import engine
 from data_io import DataError, cli_error
 
 
 def build_parser(doc=__doc__):
     ap = argparse.ArgumentParser(description=doc.split("\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
-    engine.add_model_args(ap)
+    config.add_model_args(ap)
     ap.add_argument("--protocol", default="subject", choices=ckplus.PROTOCOLS,
                     help="subject: folds split by person; legacy: the original repo's folds (default: subject)")
     ap.add_argument("--fold-seed", type=int, default=0, metavar="S", help="seed of the subject folds (default: 0)")
-    engine.add_train_args(ap, ckplus.RECIPES, "published")
+    config.add_train_args(ap, ckplus.RECIPES, "published")
     ap.set_defaults(data="data/CK_data.h5")
     return ap
 
@@ -27,8 +28,8 @@ def build_parser(doc=__doc__):
 def main(argv=None):
     ap = build_parser()
     ap.add_argument("--fold", type=int, default=1, metavar="K", help="fold to train, 1-10 (default: 1)")
-    args = engine.parse_args(ap, argv)
-    engine.canonical_model(args)
+    args = config.parse_args(ap, argv)
+    config.canonical_model(args)
     try:
         fold = ckplus.parse_folds(args.fold)[0]
         data = ckplus.load_data(args.data)

@@ -12,33 +12,34 @@ config.json, summary.json).
 import argparse
 import os
 
+import config
 import engine
 from data_io import DataError, cli_error
 from dataset import H5Dataset
 from utils import finish_distributed, init_distributed, is_main_process, pick_device, seed_everything
 
-RECIPES = {"published": engine.PUBLISHED_FER, "fast": engine.FAST_FER, "cpu": engine.CPU_FER}
+RECIPES = {"published": config.PUBLISHED_FER, "fast": config.FAST_FER, "cpu": config.CPU_FER}
 
 
 def build_parser():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    engine.add_model_args(ap)
-    engine.add_train_args(ap, RECIPES, "published")
+    config.add_model_args(ap)
+    config.add_train_args(ap, RECIPES, "published")
     ap.add_argument("--tune", action="store_true",
                     help="evaluate PublicTest only, so choosing a recipe never reads PrivateTest")
     return ap
 
 
 def main(argv=None):
-    args = engine.parse_args(build_parser(), argv)
-    arch = engine.canonical_model(args)
+    args = config.parse_args(build_parser(), argv)
+    arch = config.canonical_model(args)
     try:
         data = H5Dataset(args.data or "data/data.h5", kind="FER")
         out = args.out or os.path.join("checkpoints", f"{data.name}_{arch}")
         args.data = data.path  # not typed: on --resume the run's own file wins
-        args = engine.resolve_args(args, RECIPES, out)
-        if not engine.same_file(args.data, data.path):
+        args = config.resolve_args(args, RECIPES, out)
+        if not config.same_file(args.data, data.path):
             data = H5Dataset(args.data, kind="FER")
         arch = args.model  # a resumed run's own architecture
         init_distributed(args.device)  # torchrun --nproc_per_node=N: one process per GPU
@@ -50,8 +51,8 @@ def main(argv=None):
         train = data.load("Training", device)
         splits = ("PublicTest",) if args.tune else ("PublicTest", "PrivateTest")
         evals = {s: data.load(s, device) for s in splits if s in data.splits}
-        model = engine.build_model_from_args(args, data.num_classes).to(device)
-        info = engine.model_info(model, arch, data)
+        model = config.build_model_from_args(args, data.num_classes).to(device)
+        info = config.model_info(model, arch, data)
         log = print if is_main_process() else (lambda *a, **k: None)
         log(f"{data.name}: train {len(train[0])}, " + ", ".join(f"{k} {len(v[0])}" for k, v in evals.items())
               + f" | {arch} on {engine.describe_device(device)} | out {out}")

@@ -19,6 +19,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from sklearn.metrics import classification_report, confusion_matrix  # noqa: E402
 
+import config  # noqa: E402
 import engine  # noqa: E402
 from data_io import DataError, cli_error  # noqa: E402
 
@@ -37,7 +38,7 @@ def fer_predictions(args):
     x, y = data.load(args.split, device)
     model = models.model_from_checkpoint(ck).to(device)
     dtype, precision = engine.run_precision(ck, device)  # as the run evaluated during training
-    logits = engine.predict_logits(model, x, engine.eval_batch_size(args.eval_bs, x.device), "tencrop", dtype)
+    logits = engine.predict_logits(model, x, config.eval_batch_size(args.eval_bs, x.device), "tencrop", dtype)
     pred = logits.argmax(1).cpu().numpy()
     title = f"{ck['arch']} on {data.name} {args.split} (10-crop {precision}, epoch {ck.get('epoch')})"
     stem = os.path.join(os.path.dirname(os.path.abspath(path)), f"{args.split}")
@@ -95,7 +96,7 @@ def main(argv=None):
     ap.add_argument("--protocol", default="subject", choices=("subject", "legacy"), help="CK+ folds (default: subject)")
     ap.add_argument("--data", metavar="FILE", help="HDF5 file (default: the one the model trained on)")
     ap.add_argument("--device", default="auto", metavar="DEV", help="(default: auto)")
-    engine.add_eval_bs_arg(ap)
+    config.add_eval_bs_arg(ap)
     args = ap.parse_args(argv)
     try:
         y, pred, names, title, stem = (ck_predictions if args.dataset == "CK+" else fer_predictions)(args)

@@ -12,7 +12,6 @@ threshold marked (sparsity training should leave a clear mass near zero).
 import argparse
 import json
 import os
-import time
 
 import matplotlib
 
@@ -76,11 +75,13 @@ def plot_prune(folders, split="PrivateTest"):
         if not points:  # the unpruned source, once
             src = load_checkpoint(r["source"])
             acc = src["metrics"].get("at_best", {}).get(split) or r["accuracy_10crop"].get("unpruned", {}).get(split)
-            points.append(("unpruned", r["unpruned"]["params"], latency_ms(face_latency_fn(models.model_from_checkpoint(src))), acc))
+            ms = latency_ms(face_latency_fn(models.model_from_checkpoint(src)))
+            points.append(("unpruned", r["unpruned"]["params"], ms, acc))
         best = os.path.join(d, "best.pth")
         ck = load_checkpoint(best if os.path.exists(best) else os.path.join(d, "pruned.pth"))
         acc = ck["metrics"].get("at_best", {}).get(split) or r["accuracy_10crop"].get("pruned", {}).get(split)
-        points.append((f"pruned {r['percent']:.1f}", r["pruned"]["params"], latency_ms(face_latency_fn(models.model_from_checkpoint(ck))), acc))
+        ms = latency_ms(face_latency_fn(models.model_from_checkpoint(ck)))
+        points.append((f"pruned {r['percent']:.1f}", r["pruned"]["params"], ms, acc))
     fig, axes = plt.subplots(1, 3 if gammas else 2, figsize=(16.5 if gammas else 11, 4.2))
     for ax, idx, xlabel in ((axes[0], 1, "parameters"), (axes[1], 2, "CPU ms, 1 face x 10 crops")):
         for name, *vals in points:

@@ -113,13 +113,14 @@ class Classifier:
 
     def __call__(self, faces):
         """faces: uint8 (N, 48, 48) -> probabilities (N, C) as numpy (10-crop, as in evaluation)."""
+        import config
         import engine
         x = torch.from_numpy(np.ascontiguousarray(faces)).unsqueeze(1)  # (N, 1, 48, 48)
         if self.model is not None:
             x = x.to(self.device)
-            logits = engine.predict_logits(self.model, x, engine.eval_batch_size("auto", x.device))
+            logits = engine.predict_logits(self.model, x, config.eval_batch_size("auto", x.device))
         else:
-            logits = engine.predict_logits(OrtModule(self.session), x, engine.eval_batch_size("auto", "cpu"))
+            logits = engine.predict_logits(OrtModule(self.session), x, config.eval_batch_size("auto", "cpu"))
         return torch.softmax(logits.float(), 1).cpu().numpy()
 
     def names(self, n):

@@ -1,8 +1,8 @@
 """Network slimming (Liu et al., ICCV 2017): global BatchNorm-scale threshold -> compact network.
 
 Sparsity training (``add_bn_l1_subgradient``, --sr) pushes unimportant channels' BN scales
-towards zero, on the prunable BatchNorm layers only; here one threshold over all prunable |gamma| removes ``percent`` of the channels,
-and the kept slices of every conv / BN / classifier are copied into a genuinely smaller model
+towards zero, on the prunable BatchNorm layers only; here one threshold over all prunable |gamma|
+removes ``percent`` of the channels, and the kept slices of every conv / BN / classifier are copied into a genuinely smaller model
 rebuilt from its new cfg. ``masked_model`` zeroes the same channels in the original instead:
 in eval mode both compute the same function, which is the correctness check.
 
@@ -39,6 +39,21 @@ def add_bn_l1_subgradient(scales, s):
     for w in scales:
         if w.grad is not None:
             w.grad.add_(torch.sign(w.detach()), alpha=s)
+
+
+def setup_sparsity(model, args, factor, total_steps, log=print):
+    """Resolve --s for this run (args.s becomes a number once, so config.json and a resumed run
+    use the same s; args.sparsity records the pull), log it, and return the scales to pull."""
+    args.s_rule = getattr(args, "s_rule", None) or ("auto" if args.s == "auto" else "given")
+    plan = sparsity_plan(args.s, args.s_zero_at if args.s == "auto" else None, args.lr, factor, total_steps,
+                         args.wd, args.momentum)
+    args.s, args.sparsity = plan["s"], plan
+    scales = [bn.weight for bn in prunable_bns(model)]
+    rule = f"auto, zero at {args.s_zero_at:g} of the run" if args.s_rule == "auto" else "given"
+    log(f"sparsity: s = {plan['s']:.3g} ({rule}); L1 pull s*sum(lr) = {plan['l1_pull']:.3g} "
+        f"({plan['l1_pull_with_momentum']:.3g} with momentum), weight decay alone leaves x{plan['wd_shrink']:.3f}; "
+        f"an undefended scale ends at {plan['unaided_scale_at_end']:.3f}; L1 on {len(scales)} prunable BatchNorm layers")
+    return scales
 
 
 def lr_sum(lr, factor, total_steps, upto=1.0):
@@ -222,7 +237,8 @@ def max_output_difference(a, b, device="cpu", n=8, seed=0):
         return (a(x) - b(x)).abs().max().item()
 
 
-__all__ = ["add_bn_l1_subgradient", "sparsity_plan", "auto_sparsity", "unaided_scale", "prunable_bns", "channel_masks", "masked_model", "compact_model", "count_macs", "n_params",
+__all__ = ["add_bn_l1_subgradient", "setup_sparsity", "sparsity_plan", "auto_sparsity", "unaided_scale", "prunable_bns",
+           "channel_masks", "masked_model", "compact_model", "count_macs", "n_params",
            "weights_mb", "layer_table", "max_output_difference"]
 
 
@@ -232,6 +248,8 @@ __all__ = ["add_bn_l1_subgradient", "sparsity_plan", "auto_sparsity", "unaided_s
 def main(argv=None, family="VGG", doc=""):
     import argparse
     import os
+
+    import config
 
     import engine
     from data_io import DataError, cli_error
@@ -248,7 +266,7 @@ def main(argv=None, family="VGG", doc=""):
                     help="output folder (default: <checkpoint folder>_pruned; --save: the original spelling)")
     ap.add_argument("--data", metavar="FILE", help="HDF5 to evaluate on (default: the one the model trained on)")
     ap.add_argument("--device", default="auto", metavar="DEV", help="auto, cpu, cuda (default: auto)")
-    engine.add_eval_bs_arg(ap)
+    config.add_eval_bs_arg(ap)
     ap.add_argument("--no-eval", action="store_true", help="skip the 10-crop evaluation of both models")
     args = ap.parse_args(argv)
     try:
@@ -277,7 +295,7 @@ def main(argv=None, family="VGG", doc=""):
             dtype, precision = engine.run_precision(ck, device)  # the precision the parent was scored in
             for tag, net in (("unpruned", model), ("pruned", compact)):
                 net = net.to(device)
-                acc[tag] = {s: engine.evaluate(net, *data.load(s, device), engine.eval_batch_size(args.eval_bs, device),
+                acc[tag] = {s: engine.evaluate(net, *data.load(s, device), config.eval_batch_size(args.eval_bs, device),
                                                dtype=dtype)["acc"] for s in splits}
         before = {"params": n_params(model), "macs": count_macs(model), "weights_mb": weights_mb(model)}
         after = {"params": n_params(compact), "macs": count_macs(compact), "weights_mb": weights_mb(compact)}

@@ -18,7 +18,8 @@ from torch.utils.data import DataLoader, Dataset
 
 from common import ROOT, machine, now, record, run_measured
 
-import engine  # noqa: E402  (path set up by common)
+import config  # noqa: E402  (path set up by common)
+import engine
 import models
 import transforms as T
 
@@ -98,7 +99,7 @@ def bench_augment(x_np, device, bs=128):
     for name, ours, tf in (("train crop+flip", ours_train, train_tf), ("10-crop test", ours_tencrop, ten_tf)):
         ds = PILSet(x_np, tf)
         loader = DataLoader(ds, batch_size=bs, shuffle=True, num_workers=0)
-        pil = throughput(lambda: [None for _ in loader], n, reps=1)
+        pil = throughput(lambda loader=loader: [None for _ in loader], n, reps=1)
         fast = throughput(ours, n)
         rows.append(f"| {name} | {pil:,.0f} | {fast:,.0f} | **{fast / pil:.0f}x** |")
     return ("| augmentation (images/s) | torchvision PIL per sample, DataLoader | batched tensors (ours) | ratio |\n"
@@ -116,7 +117,7 @@ def bench_models(device, n_train, n_eval, bs=128, full=None):
             xt = torch.randint(0, 256, (n_train, 1, 48, 48), dtype=torch.uint8, device=device)
             yt = torch.randint(0, 7, (n_train,), device=device)
             evals = {"test": (xt[:n_eval], yt[:n_eval])}
-        args = argparse.Namespace(**engine.PUBLISHED_FER)
+        args = argparse.Namespace(**config.PUBLISHED_FER)
         args.sr = False
         args.channels_last = device.type == "cuda"
         if args.channels_last:

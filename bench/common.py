@@ -24,8 +24,9 @@ def machine():
     return f"CPU {cpu}, {os.cpu_count()} cores, torch {torch.__version__}"
 
 
-def record(title, body, path=os.path.join(ROOT, "BENCHMARKS.md")):
+def record(title, body, path=None):
     """Replace (or append) the section '## title' of BENCHMARKS.md with ``body``."""
+    path = path or os.path.join(ROOT, "BENCHMARKS.md")
     text = open(path).read() if os.path.exists(path) else "# Benchmarks\n"
     section = f"## {title}\n\n{body.strip()}\n"
     pattern = re.compile(rf"^## {re.escape(title)}\n.*?(?=^## |\Z)", re.S | re.M)

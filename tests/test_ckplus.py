@@ -21,7 +21,7 @@ def make_ck_folder(root, subjects=14, seed=0):
     rng = np.random.default_rng(seed)
     faces, labels = synthetic_faces(4000, seed=seed)
     by_class = {c: list(faces[labels == FER_OF[c]]) for c in range(7)}
-    for c, cls in enumerate(pre.CK_CLASSES):
+    for cls in pre.CK_CLASSES:
         os.makedirs(root / cls)
     for s in range(1, subjects + 1):
         for seq, c in enumerate(rng.choice(7, size=3, replace=False), start=1):
@@ -182,7 +182,7 @@ def test_real_ckplus(tmp_path):
     rec = ckplus.folds_record(data, "subject")
     tests = [np.array(f["test"]) for f in rec["folds"]]
     assert sorted(np.concatenate(tests).tolist()) == list(range(981))
-    for i, t in enumerate(tests):
+    for t in tests:
         others = set(subjects[np.setdiff1d(np.arange(981), t)].tolist())
         assert not set(subjects[t].tolist()) & others
         assert 85 <= len(t) <= 115

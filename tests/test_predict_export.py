@@ -32,7 +32,7 @@ def images(tmp_path_factory):
     rgba.putalpha(255)
     rgba.save(d / "rgba.png")
     Image.fromarray(g).convert("P").save(d / "palette.png")
-    Image.fromarray((g.astype(np.uint16) * 257)).save(d / "grey16.png")
+    Image.fromarray(g.astype(np.uint16) * 257).save(d / "grey16.png")
     rotated = Image.fromarray(np.ascontiguousarray(np.rot90(g))).convert("RGB")  # stored sideways...
     exif = Image.Exif()
     exif[0x0112] = 8  # ...with the EXIF tag that rotates it upright

@@ -4,6 +4,7 @@ import os
 import pytest
 import torch
 
+import config
 import engine
 import fer_vgg_prune
 import mainpro_FER
@@ -83,7 +84,7 @@ def test_l1_only_on_prunable_scales_resnet(tmp_path):
 def test_auto_sparsity_zeroes_an_undefended_scale_on_schedule(schedule, zero_at, momentum, wd):
     """--s auto: torch's own SGD, with only weight decay and the L1 term acting on a scale, takes it
     from 1 to zero at the asked fraction of the run, on any schedule."""
-    args = engine.argparse.Namespace(**dict(engine.PUBLISHED_FER, schedule=schedule, epochs=20, lr=0.05,
+    args = engine.argparse.Namespace(**dict(config.PUBLISHED_FER, schedule=schedule, epochs=20, lr=0.05,
                                             decay_start=5, decay_every=2, momentum=momentum, wd=wd))
     steps = 50
     factor = engine.lr_factor(args, steps)
@@ -110,7 +111,7 @@ def test_auto_sparsity_zeroes_an_undefended_scale_on_schedule(schedule, zero_at,
 def test_unaided_scale_matches_the_calibration_threshold():
     """The 10-epoch s=1e-3 calibration run (../shared/CALIBRATION.md) pruned at threshold 0.247:
     the median scale had no say in the loss and ended where weight decay and L1 alone leave it."""
-    args = engine.argparse.Namespace(**dict(engine.PUBLISHED_FER, schedule="onecycle", lr=0.05, epochs=10))
+    args = engine.argparse.Namespace(**dict(config.PUBLISHED_FER, schedule="onecycle", lr=0.05, epochs=10))
     steps = -(-28709 // 128)
     plan = prune.sparsity_plan(1e-3, None, args.lr, engine.lr_factor(args, steps), 10 * steps, 5e-4, 0.9)
     assert plan["unaided_scale_at_end"] == pytest.approx(0.247, abs=0.01)

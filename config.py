@@ -1,0 +1,238 @@
+"""Command-line flags, recipes and the resume merge shared by every training script.
+
+    add_model_args / add_train_args   the common flags (README, 'Common flags')
+    parse_args                        parse, remembering which flags were typed
+    resolve_args                      fill recipe defaults; on --resume restore the saved run
+    build_model_from_args, model_info the network asked for, and what its checkpoints carry
+
+The loop that uses them is engine.py.
+"""
+import argparse
+import os
+import sys
+
+import torch
+
+from data_io import DataError
+from utils import load_checkpoint
+
+# Recipe-governed flags default to None on the command line and are filled from a recipe,
+# so `--recipe fast --lr 0.02` changes only the lr and config.json shows what really ran.
+RECIPE_KEYS = ("epochs", "bs", "lr", "momentum", "wd", "schedule", "decay_start", "decay_every",
+               "decay_rate", "warmup", "clip", "label_smoothing", "erase", "affine", "ema", "nesterov")
+PUBLISHED_FER = dict(epochs=250, bs=128, lr=0.01, momentum=0.9, wd=5e-4, schedule="step", decay_start=80,
+                     decay_every=5, decay_rate=0.9, warmup=0, clip=0.1, label_smoothing=0.0, erase=0.0, affine=0.0,
+                     ema=0.0, nesterov=False)
+# 100 epochs = 40% of the published 250: the published optimiser with a cosine decay and label
+# smoothing. CPU tuning on PublicTest (bench/tune_fast.py, VGG19 width 0.125, 12 epochs): EMA,
+# affine and erasing each lost 1-2 points, lr 0.03 + 1 warm-up epoch gained ~1 point on one seed;
+# too little evidence to change the default before a full-size GPU run (see BENCHMARKS.md).
+FAST_FER = dict(PUBLISHED_FER, epochs=100, schedule="cosine", warmup=0, label_smoothing=0.1)
+# The CPU-scale protocol (VGG19 at --width 0.25 on the full FER2013, about an hour on 2 cores):
+# one-cycle to lr 0.05 with Nesterov momentum, the recipe that reached 68.5% honest in 30 epochs.
+CPU_FER = dict(PUBLISHED_FER, epochs=30, schedule="onecycle", lr=0.05, nesterov=True, label_smoothing=0.1)
+# Flags a resumed run may change; everything else comes back from the saved config.
+RESUME_OVERRIDABLE = ("epochs", "device", "eval_every", "compile", "resume", "amp", "eval_bs", "test_curves")
+
+
+def add_model_args(ap):
+    """--model and --width, for the scripts that train a network from scratch."""
+    import models
+    ap.add_argument("--model", default="VGG19", metavar="NAME", help=f"{', '.join(models.MODELS)} (default: VGG19)")
+    ap.add_argument("--width", type=float, default=1.0, metavar="W",
+                    help="scale every conv width by W, e.g. 0.25 for a CPU-sized net (ResNet: stem, stages, "
+                         "shortcuts and block interiors) (default: 1.0)")
+    return ap
+
+
+def canonical_model(args):
+    """Normalise args.model to the registry's spelling, or exit with one error line."""
+    import models
+    from data_io import cli_error
+    try:
+        args.model = models.canonical_name(args.model)
+    except ValueError as e:
+        cli_error(f"--model: {e}")
+    return args.model
+
+
+def model_info(model, arch, data, **extra):
+    """What every checkpoint carries to rebuild the model and label its outputs."""
+    return {"arch": arch, "cfg": model.cfg, "model_args": model.model_args, "num_classes": data.num_classes,
+            "in_channels": 1,
+            "class_names": data.class_names, "dataset": data.name, "synthetic": data.synthetic, **extra}
+
+
+def build_model_from_args(args, num_classes):
+    """The network asked for by --model/--width (args.model already canonical)."""
+    import models
+    if not 0 < args.width <= 4:
+        raise DataError(f"--width {args.width}: must be in (0, 4]")
+    cfg, model_args = models.scaled(args.model, args.width)
+    return models.build_model(args.model, cfg=cfg, num_classes=num_classes, **model_args)
+
+
+def add_train_args(ap, recipes, default_recipe):
+    """The flags every training script shares (see README, 'Common flags')."""
+    ap.add_argument("--data", metavar="FILE", help="HDF5 data file (default: the script's own)")
+    ap.add_argument("--out", metavar="DIR", help="output folder (default: checkpoints/<DATASET>_<MODEL>)")
+    ap.add_argument("--device", default="auto", metavar="DEV", help="auto, cpu, cuda or cuda:N (default: auto)")
+    ap.add_argument("--recipe", default=default_recipe, choices=sorted(recipes),
+                    help=f"hyper-parameter set filling the flags below (default: {default_recipe})")
+    r = recipes[default_recipe]
+    g = ap.add_argument_group("recipe flags (default: from --recipe; shown for the default recipe)")
+    g.add_argument("--epochs", type=int, metavar="N", help=f"epochs (default: {r['epochs']})")
+    g.add_argument("--bs", type=int, metavar="N", help=f"batch size (default: {r['bs']})")
+    g.add_argument("--lr", type=float, metavar="LR", help=f"peak learning rate (default: {r['lr']})")
+    g.add_argument("--momentum", type=float, metavar="M", help=f"SGD momentum (default: {r['momentum']})")
+    g.add_argument("--wd", type=float, metavar="W", help=f"weight decay (default: {r['wd']})")
+    g.add_argument("--schedule", choices=("step", "cosine", "onecycle"),
+                   help=f"lr schedule (default: {r['schedule']})")
+    g.add_argument("--decay-start", type=int, metavar="E", help=f"step: decay after epoch E (default: {r['decay_start']})")
+    g.add_argument("--decay-every", type=int, metavar="K", help=f"step: every K epochs (default: {r['decay_every']})")
+    g.add_argument("--decay-rate", type=float, metavar="F", help=f"step: multiply lr by F (default: {r['decay_rate']})")
+    g.add_argument("--warmup", type=float, metavar="E", help=f"cosine: linear warm-up epochs (default: {r['warmup']})")
+    g.add_argument("--clip", type=float, metavar="V", help=f"clamp gradients to [-V, V], 0 = off (default: {r['clip']})")
+    g.add_argument("--label-smoothing", type=float, metavar="A", help=f"(default: {r['label_smoothing']})")
+    g.add_argument("--erase", type=float, metavar="P", help=f"random-erasing probability (default: {r['erase']})")
+    g.add_argument("--affine", type=float, metavar="DEG",
+                   help=f"random rotation up to DEG degrees with +-10%% zoom, 0 = off (default: {r['affine']})")
+    g.add_argument("--nesterov", action="store_const", const=True,
+                   help=f"Nesterov momentum (default: {r['nesterov']})")
+    g.add_argument("--ema", type=float, metavar="D",
+                   help="exponential moving average of the weights (and BatchNorm statistics) with decay D per "
+                        f"step; the average is what is evaluated, selected and saved as 'net'; 0 = off (default: {r['ema']})")
+    o = ap.add_argument_group("run")
+    o.add_argument("--seed", type=int, default=0, metavar="S", help="seed for init, shuffling and augmentation (default: 0)")
+    o.add_argument("--resume", action="store_true", help="continue from last.pth in the output folder")
+    o.add_argument("--amp", default="auto", choices=("auto", "none", "bf16", "fp16"),
+                   help="mixed precision; auto = bf16 on CUDA, none on CPU (default: auto)")
+    o.add_argument("--channels-last", action="store_true", help="NHWC memory layout (faster convs on GPUs)")
+    o.add_argument("--compile", action="store_true", help="torch.compile the model")
+    o.add_argument("--eval-every", type=int, default=1, metavar="K", help="evaluate every K epochs and the last (default: 1)")
+    add_eval_bs_arg(o)
+    o.add_argument("--test-curves", action="store_true",
+                   help="score every split at every evaluation (curves and test-selected maxima of the test "
+                        "splits, for comparison with test-selected protocols); default: a split other than the "
+                        "selection split is scored only when the selection split improves")
+    o.add_argument("--tta", default="tencrop", choices=("tencrop", "center"),
+                   help="test-time augmentation (default: tencrop)")
+    o.add_argument("--sr", action="store_true", help="network slimming: L1 sparsity on BatchNorm scales")
+    o.add_argument("--s", type=sparsity_arg, default="auto", metavar="S",
+                   help="sparsity strength for --sr: a number, or auto = the s that takes a BatchNorm scale the "
+                        "loss does not defend to zero at --s-zero-at of the schedule (default: auto)")
+    o.add_argument("--s-zero-at", type=float, default=0.5, metavar="F",
+                   help="--s auto: fraction of the run at which an undefended scale reaches zero (default: 0.5)")
+    return ap
+
+
+def same_file(a, b):
+    return os.path.realpath(os.fspath(a)) == os.path.realpath(os.fspath(b))
+
+
+# Images per 10-crop evaluation batch. On a CPU, 16 images (160 crops) stay in cache and score
+# ~2x the crops/s of 256 (bench/bench_eval.py); a GPU wants big batches.
+EVAL_BS_AUTO = {"cpu": 16, "cuda": 256}
+
+
+def add_eval_bs_arg(ap):
+    ap.add_argument("--eval-bs", type=eval_bs_arg, default="auto", metavar="N",
+                    help=f"images per evaluation batch (x10 crops); auto = {EVAL_BS_AUTO['cpu']} on a CPU, "
+                         f"{EVAL_BS_AUTO['cuda']} on a GPU (default: auto)")
+
+
+def eval_bs_arg(text):
+    if text == "auto":
+        return text
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is neither a whole number nor 'auto'") from None
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"{text}: must be at least 1")
+    return v
+
+
+def eval_batch_size(value, device):
+    """--eval-bs as a number for this device."""
+    return EVAL_BS_AUTO.get(torch.device(device).type, 256) if value == "auto" else int(value)
+
+
+def sparsity_arg(text):
+    if text == "auto":
+        return text
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is neither a number nor 'auto'") from None
+    if not v >= 0:
+        raise argparse.ArgumentTypeError(f"{text}: must be >= 0")
+    return v
+
+
+def parse_args(ap, argv=None):
+    """``ap.parse_args(argv)``, remembering which flags were typed (``args.typed``).
+
+    A resumed run keeps its saved settings; only flags typed on the resuming command may
+    override them, so telling a typed ``--amp auto`` from the default matters.
+    """
+    args = ap.parse_args(argv)
+    defaults = {a: a.default for a in ap._actions}
+    try:
+        for a in ap._actions:
+            a.default = argparse.SUPPRESS
+        typed, _ = ap.parse_known_args(argv)
+    finally:
+        for a, d in defaults.items():
+            a.default = d
+    args.typed = sorted(vars(typed))
+    return args
+
+
+def resolve_args(args, recipes, out_dir):
+    """Fill recipe defaults; with --resume, restore the saved run's configuration first.
+
+    On resume only the flags in RESUME_OVERRIDABLE that were typed (``parse_args``) replace the
+    saved values; other typed flags that differ are named and ignored; a different --data is
+    refused, since the run's record would name the wrong file.
+    """
+    typed = set(getattr(args, "typed", None) or [k for k, v in vars(args).items() if v is not None])
+    args = argparse.Namespace(**{k: v for k, v in vars(args).items() if k != "typed"})
+    last = os.path.join(out_dir, "last.pth")
+    if args.resume and os.path.exists(last):
+        saved = load_checkpoint(last)["args"]
+        given = {k: v for k, v in vars(args).items() if k in typed}
+        if given.get("data") and saved.get("data") and not same_file(given["data"], saved["data"]):
+            raise DataError(f"--data {given['data']}: {last} trained on {saved['data']}; resume with that "
+                            "file or start a new --out")
+        merged = {**vars(args), **saved, **{k: given[k] for k in RESUME_OVERRIDABLE if k in given}}
+        changed = sorted(k for k in given if k not in RESUME_OVERRIDABLE and k in saved and given[k] != saved[k]
+                         and k != "data" and not (k == "s" and given[k] == "auto" and saved.get("s_rule") == "auto"))
+        if changed:
+            print(f"note: --resume keeps the saved {', '.join(changed)} of {last}; "
+                  "start a new --out to change them", file=sys.stderr)
+        if merged["epochs"] != saved["epochs"] and saved.get("schedule") in ("cosine", "onecycle"):
+            print(f"note: --epochs {merged['epochs']} on resume (was {saved['epochs']}) stretches the "
+                  f"{saved['schedule']} schedule over the new length: the learning rate jumps at the resumed epoch",
+                  file=sys.stderr)
+        args = argparse.Namespace(**merged)
+        for k in RECIPE_KEYS:  # a run saved before a recipe key existed ran without it
+            if getattr(args, k, None) is None:
+                setattr(args, k, PUBLISHED_FER[k])
+    else:
+        if args.recipe not in recipes:
+            raise DataError(f"--recipe {args.recipe}: choose from {', '.join(recipes)}")
+        for k, v in recipes[args.recipe].items():
+            if getattr(args, k, None) is None:
+                setattr(args, k, v)
+    for k in ("epochs", "bs"):
+        if getattr(args, k) < 1:
+            raise DataError(f"--{k} {getattr(args, k)}: must be at least 1")
+    if not args.lr > 0:
+        raise DataError(f"--lr {args.lr}: must be positive")
+    if not 0 < getattr(args, "s_zero_at", 0.5) <= 1:
+        raise DataError(f"--s-zero-at {args.s_zero_at}: must be in (0, 1]")
+    if not 0 <= args.ema < 1:
+        raise DataError(f"--ema {args.ema}: must be in [0, 1), e.g. 0.999")
+    args.out = out_dir
+    return args
