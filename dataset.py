@@ -56,6 +56,8 @@ class H5Dataset:
             x = x.reshape(len(x), side, side)
         if len(x) != len(y):
             raise DataError(f"{self.path}: {split} has {len(x)} images but {len(y)} labels")
+        if len(y) == 0:
+            raise DataError(f"{self.path}: split {split} has no images; re-create the file with rows of every split")
         if len(y) and (y.min() < 0 or y.max() >= self.num_classes):
             raise DataError(f"{self.path}: {split} labels outside 0-{self.num_classes - 1}")
         return x, y

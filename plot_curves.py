@@ -36,9 +36,11 @@ def plot_run(run):
         raise DataError(f"{path} has no epochs yet")
     splits = [k[:-4] for k in rows[0] if k.endswith("_acc") and k != "train_acc"]
     fig, (a, b) = plt.subplots(1, 2, figsize=(12, 4.5))
-    a.plot(*num(rows, "train_loss"), label="train")
+    # the training loss is the optimised one (label smoothing, distillation if any); the test
+    # losses are plain cross-entropy of the 10-crop averaged logits, so the two are not comparable
+    a.plot(*num(rows, "train_loss"), label="train (optimised loss)")
     for s in splits:
-        a.plot(*num(rows, f"{s}_loss"), marker=".", label=s)
+        a.plot(*num(rows, f"{s}_loss"), marker=".", label=f"{s} (cross-entropy, 10-crop)")
     a.set_xlabel("epoch")
     a.set_ylabel("loss")
     a.legend()
@@ -123,7 +125,8 @@ def main(argv=None):
         if args.prune:
             out, points = plot_prune(args.runs, args.split)
             for name, params, ms, acc in points:
-                print(f"{name:12s} {params:12,d} params  {ms:8.2f} ms  {args.split} {acc if acc is not None else '-'}")
+                print(f"{name:12s} {params:12,d} params  {ms:8.2f} ms  {args.split} "
+                      f"{f'{acc:.3f}' if acc is not None else '-'}")
             print(f"wrote {out}")
         else:
             for run in args.runs:

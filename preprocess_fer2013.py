@@ -292,6 +292,10 @@ def convert(csv_path, out_path, ferplus=None, chunk_bytes=4 << 20, workers=None)
                     counts[s] += k
         if row == 0:
             raise DataError(f"{csv_path} has a header but no data rows")
+        empty = [s for s in FER_SPLITS if counts[s] == 0]
+        if empty:  # training selects on PublicTest and reports PrivateTest: all three are needed
+            raise DataError(f"{csv_path}: no {' or '.join(empty)} rows (Usage column); FER2013 needs rows of "
+                            f"{', '.join(FER_SPLITS)}; nothing written")
         if plus_labels is not None and row != len(plus_labels):
             raise DataError(f"{ferplus} has {len(plus_labels)} rows but {csv_path} has {row}; not row-aligned")
         if plus_labels is None:

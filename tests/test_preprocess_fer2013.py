@@ -87,6 +87,7 @@ BAD_INPUTS = {
     "label text": (HEAD + good_line(label="happy"), "line 2", "'happy'"),
     "unknown usage": (HEAD + good_line(usage="Validation"), "line 2", "'Validation'"),
     "missing field": (HEAD + "3," + " ".join(["1"] * 2304) + "\n", "line 2", "3 fields"),
+    "no PrivateTest rows": (HEAD + good_line() + good_line(usage="PublicTest"), "no PrivateTest rows", "Usage"),
     "corrupt gzip": (gzip.compress((HEAD + good_line() * 50).encode())[:300], "corrupt", None),
     "corrupt tar": (b"\x1f\x8b" + b"not really a tar at all" * 10, "corrupt", None),
 }
@@ -112,20 +113,20 @@ def test_bad_input_one_line_nonzero_no_output(tmp_path, case):
 
 
 def test_ferplus_majority_labels(tmp_path):
-    rows = fer_rows(6, seed=3)
+    rows = fer_rows(18, seed=3)
     csv = write_csv(tmp_path / "fer2013.csv", rows)
     votes = [[10, 0, 0, 0, 0, 0, 0, 0, 0, 0],  # neutral
              [0, 2, 0, 0, 0, 0, 0, 8, 0, 0],   # contempt
              [0, 0, 0, 0, 0, 0, 0, 0, 9, 1],   # unknown -> dropped
              [0, 0, 0, 0, 0, 0, 0, 0, 0, 10],  # not a face -> dropped
              [1, 6, 3, 0, 0, 0, 0, 0, 0, 0],   # happiness
-             [0, 0, 0, 0, 7, 3, 0, 0, 0, 0]]   # anger
+             [0, 0, 0, 0, 7, 3, 0, 0, 0, 0]] * 3  # anger
     with open(tmp_path / "fer2013new.csv", "w") as f:
         f.write(",".join(pre.FERPLUS_HEADER) + "\n")
         for (_, _, usage), v in zip(rows, votes):
             f.write(f"{usage},fer{0:07d}.png," + ",".join(map(str, v)) + "\n")
     pre.convert(str(csv), str(tmp_path / "plus.h5"), ferplus=str(tmp_path / "fer2013new.csv"))
-    expect = [0, 7, None, None, 1, 4]
+    expect = [0, 7, None, None, 1, 4] * 3
     from dataset import H5Dataset
     ds = H5Dataset(tmp_path / "plus.h5")
     assert ds.num_classes == 8 and ds.class_names[7] == "Contempt" and ds.name == "FER2013+"

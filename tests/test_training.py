@@ -258,3 +258,20 @@ time.sleep(60)
         holder.kill()
         holder.wait()
     train(synthetic_h5, tmp_path / "run", "--epochs", "1")  # free again once the holder is gone
+
+
+def test_empty_split_is_one_error_line(synthetic_h5, tmp_path):
+    """An HDF5 file whose PrivateTest has no rows (e.g. made from a partial CSV by an older
+    version) stops training before anything is written, instead of logging 'PrivateTest nan'."""
+    import shutil
+
+    import h5py
+    path = tmp_path / "partial.h5"
+    shutil.copy(synthetic_h5, path)
+    with h5py.File(path, "a") as h5:
+        for key, shape, dtype in (("PrivateTest_pixel", (0, 2304), "uint8"), ("PrivateTest_label", (0,), "int64")):
+            del h5[key]
+            h5.create_dataset(key, shape, dtype)
+    r = run_script("mainpro_FER.py", "--data", str(path), "--out", str(tmp_path / "run"), "--epochs", "1", *SMALL)
+    assert r.returncode == 2 and r.stderr.strip().count("\n") == 0, r.stderr
+    assert "PrivateTest has no images" in r.stderr and not os.path.exists(tmp_path / "run")
