@@ -48,6 +48,8 @@ def main(argv=None):
     ap.add_argument("--checkpoint", "--model", dest="checkpoint", required=True, metavar="CKPT",
                     help="pruned.pth written by prune_vgg.py (--model: the original spelling)")
     config.add_train_args(ap, RECIPES, "finetune")
+    ap.add_argument("--tune", action="store_true",
+                    help="evaluate PublicTest only, so choosing a setting never reads PrivateTest")
     k = ap.add_argument_group("knowledge distillation (optional)")
     k.add_argument("--teacher", metavar="CKPT",
                    help="distil from this trained checkpoint while fine-tuning, e.g. the unpruned parent's best.pth")
@@ -83,7 +85,8 @@ def main(argv=None):
                 p.requires_grad_(False)
             print(f"distilling from {args.teacher} ({tck['arch']}), alpha {args.kd_alpha}, T {args.kd_t}")
         train = data.load("Training", device)
-        evals = {s: data.load(s, device) for s in ("PublicTest", "PrivateTest") if s in data.splits}
+        splits = ("PublicTest",) if args.tune else ("PublicTest", "PrivateTest")
+        evals = {s: data.load(s, device) for s in splits if s in data.splits}
         info = config.model_info(model, pruned["arch"], data, pruned_from=pruned.get("pruned_from", ""))
         print(f"fine-tuning {pruned['arch']} cfg {model.cfg} on {data.name} | out {out}")
         summary = engine.fit(model, train, evals, args, info, select="PublicTest" if "PublicTest" in evals else None,

@@ -42,3 +42,19 @@ def test_protocol_runs_every_stage_resumes_and_reprunes(tmp_path):
     assert third.returncode == 0, third.stderr[-2000:]
     assert third.stdout.count("prune VGG11 at") == 2 and "prune Resnet18" not in third.stdout
     assert (out / "VGG11_sr_pruned0.5" / "pruned.pth").stat().st_mtime > (out / "VGG11_sr" / "best.pth").stat().st_mtime
+
+
+def test_sparsity_sweep_reads_privatetest_only_in_final(synthetic_h5, tmp_path):
+    """bench/sparsity_sweep.py: PublicTest table without any PrivateTest score; --final reads it."""
+    out = tmp_path / "sweep"
+    base = [sys.executable, os.path.join(ROOT, "bench", "sparsity_sweep.py"), "--data", synthetic_h5, "--out", str(out),
+            "--model", "VGG11", "--width", "0.125", "--epochs", "2", "--ft-epochs", "1", "--device", "cpu"]
+    env = dict(os.environ, TQDM_DISABLE="1")
+    r = subprocess.run([*base, "--zero-at", "none,0.5"], capture_output=True, text=True, timeout=600, env=env)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "| none |" in r.stdout and "| 0.5 |" in r.stdout and "PrivateTest not read" in r.stdout
+    for d in ("none/parent", "0.5/parent", "none/pruned0.5", "0.5/pruned0.5"):
+        rows = open(out / d / "metrics.csv").read()
+        assert "PrivateTest" not in rows, d
+    r = subprocess.run([*base, "--final", "0.5"], capture_output=True, text=True, timeout=600, env=env)
+    assert r.returncode == 0 and "| 0.5 |" in r.stdout and "read once" in r.stdout, r.stderr[-2000:]
