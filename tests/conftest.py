@@ -50,3 +50,19 @@ def tiny_checkpoint(synthetic_h5, tmp_path_factory):
     mainpro_FER.main(["--data", synthetic_h5, "--out", str(out), "--model", "VGG11", "--width", "0.125",
                       "--device", "cpu", "--recipe", "fast", "--epochs", "5", "--eval-every", "5"])
     return str(out / "best.pth")
+
+
+@pytest.fixture(scope="session")
+def real_fer_h5(tmp_path_factory):
+    """The real FER2013 as HDF5, made once per session from $FER_REAL_DATA/fer2013.med.xz; skips without it."""
+    packed = os.path.join(REAL_DATA, "fer2013.med.xz")
+    if not os.path.exists(packed):
+        pytest.skip("real FER2013 not available (set FER_REAL_DATA to the folder with fer2013.med.xz)")
+    import preprocess_fer2013
+    d = tmp_path_factory.mktemp("real_fer")
+    tool = os.path.join(REAL_DATA, "..", "tools", "fer2013_pack.py")
+    r = run_script(tool, "unpack", packed, str(d / "fer2013.csv"))
+    assert r.returncode == 0, r.stderr
+    preprocess_fer2013.convert(str(d / "fer2013.csv"), str(d / "data.h5"))
+    os.remove(d / "fer2013.csv")
+    return str(d / "data.h5")

@@ -38,3 +38,22 @@ def test_predict_works_out_of_the_box(tmp_path):
     assert r.returncode == 0, r.stderr
     rec = json.loads(r.stdout.splitlines()[0])
     assert rec["label"] in load_checkpoint(WEIGHTS)["class_names"]
+
+
+def test_released_weights_call_real_happy_faces_happy(real_fer_h5, tmp_path):
+    """predict.py with the shipped weights, out of the box, on the first 20 PrivateTest faces
+    labelled Happy (saved as PNG, as a user's cropped faces would be): most are called Happy."""
+    from PIL import Image
+    import subprocess
+    from dataset import H5Dataset
+    x, y = H5Dataset(real_fer_h5).arrays("PrivateTest")
+    happy = x[y == 3][:20]
+    files = []
+    for i, face in enumerate(happy):
+        files.append(str(tmp_path / f"happy{i}.png"))
+        Image.fromarray(face).save(files[-1])
+    r = subprocess.run([sys.executable, "predict.py", *files, "--no-detect", "--json", "--no-figures"],
+                       cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    labels = [json.loads(l)["label"] for l in r.stdout.splitlines()]
+    assert len(labels) == 20 and labels.count("Happy") >= 16, labels

@@ -275,3 +275,39 @@ def test_empty_split_is_one_error_line(synthetic_h5, tmp_path):
     r = run_script("mainpro_FER.py", "--data", str(path), "--out", str(tmp_path / "run"), "--epochs", "1", *SMALL)
     assert r.returncode == 2 and r.stderr.strip().count("\n") == 0, r.stderr
     assert "PrivateTest has no images" in r.stderr and not os.path.exists(tmp_path / "run")
+
+
+def test_schedules_match_torchs_own_curves():
+    """The per-step closed forms (LambdaLR) give torch's CosineAnnealingLR (+ LinearLR warm-up)
+    and OneCycleLR (linear, from lr/10 to lr/1000) curves. They stay closed forms because torch's
+    cosine is recursive, so a resumed run with a longer --epochs would bend it instead of the
+    documented jump, and OneCycleLR peaks one step earlier."""
+    import argparse
+
+    def lrs(make, steps):
+        opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.05)
+        sched = make(opt)
+        out = []
+        for _ in range(steps):
+            out.append(opt.param_groups[0]["lr"])
+            opt.step()
+            sched.step()
+        return torch.tensor(out, dtype=torch.float64)
+
+    spe, epochs = 7, 20
+    total = spe * epochs
+    a = argparse.Namespace(**dict(config.PUBLISHED_FER, schedule="cosine", warmup=2, epochs=epochs, lr=0.05))
+    ours = lrs(lambda o: torch.optim.lr_scheduler.LambdaLR(o, engine.lr_factor(a, spe)), total)
+    warm = 2 * spe
+    theirs = lrs(lambda o: torch.optim.lr_scheduler.LinearLR(o, start_factor=1 / warm, total_iters=warm - 1), warm)
+    assert torch.allclose(ours[:warm], theirs, rtol=0, atol=1e-12)  # the warm-up
+    a.warmup = 0
+    ours = lrs(lambda o: torch.optim.lr_scheduler.LambdaLR(o, engine.lr_factor(a, spe)), total)
+    theirs = lrs(lambda o: torch.optim.lr_scheduler.CosineAnnealingLR(o, T_max=total), total)
+    assert torch.allclose(ours, theirs, rtol=0, atol=1e-9)
+    a.schedule = "onecycle"
+    ours = lrs(lambda o: torch.optim.lr_scheduler.LambdaLR(o, engine.lr_factor(a, spe)), total)
+    theirs = lrs(lambda o: torch.optim.lr_scheduler.OneCycleLR(
+        o, max_lr=0.05, total_steps=total, pct_start=0.25, anneal_strategy="linear", div_factor=10,
+        final_div_factor=100, cycle_momentum=False), total)
+    assert (ours - theirs).abs().max() < 0.05 * 0.9 / (0.25 * total) + 1e-9  # one step of the warm-up ramp
