@@ -246,12 +246,12 @@ def fit(model, train, evals, args, model_info, select="PublicTest", log=print, t
         start, best = restore(last_path, state, device, log)
     elif args.resume:
         log(f"--resume: no {last_path} yet, starting from scratch")
-    if main:
+    if start >= args.epochs:  # a finished run's record stays as it was
+        log(f"already trained for {start} epochs (--epochs {args.epochs}); nothing to do")
+    elif main:
         metrics_csv = MetricsCSV(os.path.join(out, "metrics.csv"), resume_epoch=start if args.resume else None)
         write_json({"args": vars(args), "model": model_info, "device": describe_device(device),
                     "processes": rank_world()[1], "torch": torch.__version__}, os.path.join(out, "config.json"))
-    if start >= args.epochs:
-        log(f"already trained for {start} epochs (--epochs {args.epochs}); nothing to do")
 
     for epoch in range(start + 1, args.epochs + 1):
         t0 = time.perf_counter()
@@ -288,7 +288,7 @@ def fit(model, train, evals, args, model_info, select="PublicTest", log=print, t
                "test_selected_max": {k: v for k, v in best["test_selected"].items()
                                      if k == select or not select or args.test_curves},
                "synthetic": model_info.get("synthetic", False)}
-    if main:
+    if main and (start < args.epochs or not os.path.exists(os.path.join(out, "summary.json"))):
         write_json(summary, os.path.join(out, "summary.json"))
     return summary
 

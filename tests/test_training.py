@@ -100,6 +100,10 @@ def test_resume_restores_saved_configuration(synthetic_h5, tmp_path, capsys):
     ck = train(synthetic_h5, tmp_path, "--epochs", "3", "--resume", "--eval-every", "1", "--lr", "0.5")
     assert ck["args"]["eval_every"] == 1 and ck["args"]["lr"] == 0.02
     assert "keeps the saved lr" in capsys.readouterr().err
+    # resuming a finished run trains nothing and leaves its record as it was
+    record = open(tmp_path / "config.json").read(), open(tmp_path / "summary.json").read()
+    train(synthetic_h5, tmp_path, "--epochs", "3", "--resume", "--eval-every", "7")
+    assert (open(tmp_path / "config.json").read(), open(tmp_path / "summary.json").read()) == record
 
 
 def test_resume_refuses_another_data_file(synthetic_h5, tmp_path):
