@@ -141,16 +141,23 @@ def add_eval_bs_arg(ap):
                          f"{EVAL_BS_AUTO['cuda']} on a GPU (default: auto)")
 
 
-def eval_bs_arg(text):
-    if text == "auto":
-        return text
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is neither a whole number nor 'auto'") from None
-    if v < 1:
-        raise argparse.ArgumentTypeError(f"{text}: must be at least 1")
-    return v
+def auto_or(kind, minimum, what):
+    """An argparse type accepting 'auto' or a number of ``kind`` that is at least ``minimum``."""
+    def parse(text):
+        if text == "auto":
+            return text
+        try:
+            v = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is neither {what} nor 'auto'") from None
+        if not v >= minimum:
+            raise argparse.ArgumentTypeError(f"{text}: must be at least {minimum}")
+        return v
+    return parse
+
+
+eval_bs_arg = auto_or(int, 1, "a whole number")
+sparsity_arg = auto_or(float, 0, "a number")
 
 
 def eval_batch_size(value, device):
@@ -158,16 +165,6 @@ def eval_batch_size(value, device):
     return EVAL_BS_AUTO.get(torch.device(device).type, 256) if value == "auto" else int(value)
 
 
-def sparsity_arg(text):
-    if text == "auto":
-        return text
-    try:
-        v = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is neither a number nor 'auto'") from None
-    if not v >= 0:
-        raise argparse.ArgumentTypeError(f"{text}: must be >= 0")
-    return v
 
 
 def parse_args(ap, argv=None):

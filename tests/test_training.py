@@ -118,11 +118,9 @@ def test_resume_refuses_another_data_file(synthetic_h5, tmp_path):
     assert load_checkpoint(tmp_path / "run" / "last.pth")["epoch"] == 1  # nothing written
 
 
-def test_honest_selection(synthetic_h5, tmp_path, monkeypatch):
-    """best.pth follows PublicTest; PrivateTest is reported at that epoch, not at its own best.
-    By default PrivateTest is scored only at epochs where PublicTest improves."""
-    # evaluation order: PublicTest, then PrivateTest if PublicTest improved
-    scores = iter([50.0, 80.0, 70.0, 60.0, 60.0])
+def script_accuracies(monkeypatch, values):
+    """engine.evaluate returns these accuracies in turn (on 4 images, for speed); the iterator."""
+    scores = iter(values)
     real = engine.evaluate
 
     def scripted(model, x, y, *a, **k):
@@ -130,6 +128,14 @@ def test_honest_selection(synthetic_h5, tmp_path, monkeypatch):
         out["acc"] = next(scores)
         return out
     monkeypatch.setattr(engine, "evaluate", scripted)
+    return scores
+
+
+def test_honest_selection(synthetic_h5, tmp_path, monkeypatch):
+    """best.pth follows PublicTest; PrivateTest is reported at that epoch, not at its own best.
+    By default PrivateTest is scored only at epochs where PublicTest improves."""
+    # evaluation order: PublicTest, then PrivateTest if PublicTest improved
+    scores = script_accuracies(monkeypatch, [50.0, 80.0, 70.0, 60.0, 60.0])
     train(synthetic_h5, tmp_path, "--epochs", "3")
     best = load_checkpoint(tmp_path / "best.pth")
     assert best["epoch"] == 2 and best["metrics"]["at_best"] == {"PublicTest": 70.0, "PrivateTest": 60.0}
@@ -141,14 +147,7 @@ def test_honest_selection(synthetic_h5, tmp_path, monkeypatch):
 
 def test_honest_selection_with_test_curves(synthetic_h5, tmp_path, monkeypatch):
     """--test-curves scores every split every epoch (the test-selected comparison column)."""
-    scores = iter([50.0, 80.0, 70.0, 60.0, 60.0, 90.0])
-    real = engine.evaluate
-
-    def scripted(model, x, y, *a, **k):
-        out = real(model, x[:4], y[:4], *a, **k)
-        out["acc"] = next(scores)
-        return out
-    monkeypatch.setattr(engine, "evaluate", scripted)
+    script_accuracies(monkeypatch, [50.0, 80.0, 70.0, 60.0, 60.0, 90.0])
     train(synthetic_h5, tmp_path, "--epochs", "3", "--test-curves")
     best = load_checkpoint(tmp_path / "best.pth")
     m = best["metrics"]
