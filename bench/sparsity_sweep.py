@@ -17,6 +17,7 @@ import os
 
 from common import ROOT, machine, record
 
+import config  # noqa: E402
 import engine  # noqa: E402
 import fer_vgg_prune  # noqa: E402
 import mainpro_FER  # noqa: E402
@@ -54,7 +55,7 @@ def public_before_finetune(args, value, device, data):
     cache = os.path.join(pruned, "public_before_finetune.json")
     if not os.path.exists(cache):
         net = models.model_from_checkpoint(load_checkpoint(os.path.join(pruned, "pruned.pth"))).to(device)
-        acc = engine.evaluate(net, *data.load("PublicTest", device), 16 if device.type == "cpu" else 256)["acc"]
+        acc = engine.evaluate(net, *data.load("PublicTest", device), config.eval_batch_size("auto", device))["acc"]
         with open(cache, "w") as f:
             json.dump({"PublicTest": acc}, f)
     with open(cache) as f:
@@ -92,7 +93,7 @@ def private_table(args, values):
              "| --s-zero-at | parent | fine-tuned |", "|---|---|---|"]
     for value in values:
         accs = [engine.evaluate(models.model_from_checkpoint(load_checkpoint(os.path.join(d, "best.pth"))).to(device),
-                                x, y, 16 if device.type == "cpu" else 256)["acc"] for d in folders(args, value)]
+                                x, y, config.eval_batch_size("auto", device))["acc"] for d in folders(args, value)]
         lines.append(f"| {value} | {accs[0]:.3f} | {accs[1]:.3f} |")
     return "\n".join(lines)
 
