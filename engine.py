@@ -280,7 +280,7 @@ def fit(model, train, evals, args, model_info, select="PublicTest", log=print, t
             save_checkpoint(ck, last_path)
         accs = "  ".join(f"{k} {row[f'{k}_acc']:.2f}" for k in evals if row[f"{k}_acc"] != "")
         log(f"epoch {epoch:3d}  lr {lr:.4g}  loss {tr['loss']:.4f}  train {tr['acc']:.2f}  {accs}  "
-            f"({train_s:.1f}s train, {row['eval_s']:.1f}s eval){'  *' if improved else ''}")
+            f"({train_s:.1f}s train, {row['eval_s']:.1f}s eval){'  *' if improved and select else ''}")  # * = new best.pth
 
     summary = {"dataset": model_info.get("dataset"), "arch": model_info["arch"], "epochs": args.epochs,
                "selected_by": select or "last epoch", "best_epoch": best["epoch"], "honest": best["at_best"],

@@ -60,7 +60,10 @@ def ck_predictions(args):
             rows = list(csv.DictReader(fh))
         y += [int(r["label"]) for r in rows]
         p += [int(r["pred"]) for r in rows]
-    title = f"CK+ {os.path.basename(os.path.dirname(root.rstrip('/')))} {args.protocol} folds, pooled (10-crop, last epoch)"
+    with open(os.path.join(root, "fold1", "config.json")) as fh:  # what was trained, for the title
+        run = json.load(fh)["args"]
+    title = (f"CK+ {run['model']} width {run.get('width', 1.0):g}, {run['protocol']} folds, "
+             f"pooled (10-crop, last epoch)")
     return np.array(y), np.array(p), CK_CLASSES, title, os.path.join(root, "pooled")
 
 

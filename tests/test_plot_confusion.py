@@ -43,3 +43,24 @@ def test_bad_inputs_are_one_line(tmp_path, synthetic_h5):
     r = run_script("plot_confusion_matrix.py", "--dataset", "CK+", "--checkpoint", str(tmp_path))
     assert r.returncode == 2 and "fold1" in r.stderr and "k_fold_train.py" in r.stderr
     assert not os.path.exists(tmp_path / "pooled_confusion.png")
+
+
+def test_ck_pooled_matrix_reads_every_fold(tmp_path):
+    """The CK+ figure pools the ten folds' saved predictions and names the run that made them."""
+    rng = np.random.default_rng(0)
+    ys, ps = [], []
+    for k in range(1, 11):
+        d = tmp_path / f"fold{k}"
+        d.mkdir()
+        y, p = rng.integers(0, 7, 9), rng.integers(0, 7, 9)
+        ys.append(y)
+        ps.append(p)
+        (d / "predictions.csv").write_text("index,label,pred\n" + "".join(f"{i},{a},{b}\n" for i, (a, b) in enumerate(zip(y, p))))
+        (d / "config.json").write_text(json.dumps({"args": {"model": "Resnet18", "width": 0.25, "protocol": "legacy"}}))
+    plot_confusion_matrix.main(["--dataset", "CK+", "--checkpoint", str(tmp_path)])
+    rep = json.load(open(tmp_path / "pooled_report.json"))
+    y, p = np.concatenate(ys), np.concatenate(ps)
+    assert rep["n"] == 90 and abs(rep["accuracy"] - 100 * (y == p).mean()) < 1e-9
+    assert np.array(rep["confusion"]).sum() == 90 and np.trace(rep["confusion"]) == (y == p).sum()
+    assert "Resnet18 width 0.25, legacy folds" in rep["title"]
+    assert os.path.exists(tmp_path / "pooled_confusion.png")
