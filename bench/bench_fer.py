@@ -106,11 +106,12 @@ def bench_augment(x_np, device, bs=128):
             "|---|---|---|---|\n" + "\n".join(rows) + f"\n\nBatched path on {device}; PIL path on the CPU, 0 workers.")
 
 
-def bench_models(device, n_train, n_eval, bs=128, full=None):
+def bench_models(device, n_train, n_eval, bs=128, full=None, width=1.0):
     rows = []
     dtype = torch.bfloat16 if device.type == "cuda" else None
     for arch in ("VGG19", "Resnet18"):
-        model = models.build_model(arch).to(device)
+        cfg, model_args = models.scaled(arch, width)
+        model = models.build_model(arch, cfg=cfg, **model_args).to(device)
         if full is not None:  # CUDA: a real epoch on FER2013-sized data
             (xt, yt), evals = full
         else:
@@ -143,11 +144,13 @@ def bench_models(device, n_train, n_eval, bs=128, full=None):
             torch.cuda.synchronize()
         eval_s = now() - t
         mem = f"{torch.cuda.max_memory_allocated() / 2**30:.1f}" if device.type == "cuda" else "-"
-        rows.append(f"| {arch} | {len(xt) / train_s:,.0f} | {n_ev / eval_s:,.0f} | {train_s:.2f} | {eval_s:.2f} | {mem} |")
+        n_params = sum(p.numel() for p in model.parameters())
+        rows.append(f"| {arch} | {width:g} | {n_params:,} | {len(xt) / train_s:,.0f} | {n_ev / eval_s:,.0f} | "
+                    f"{train_s:.2f} | {eval_s:.2f} | {mem} |")
     what = "full FER2013 epoch (28,709 images) and both test splits (7,178)" if full is not None else \
         f"{n_train} training images, {n_eval} evaluated with 10 crops, synthetic pixels"
-    return ("| model | train images/s | 10-crop eval images/s | train s | eval s | peak GPU GiB |\n"
-            "|---|---|---|---|---|---|\n" + "\n".join(rows) + f"\n\n{what}; batch 128, "
+    return ("| model | width | params | train images/s | 10-crop eval images/s | train s | eval s | peak GPU GiB |\n"
+            "|---|---|---|---|---|---|---|---|\n" + "\n".join(rows) + f"\n\n{what}; batch 128, "
             f"{'bf16 autocast, channels_last' if device.type == 'cuda' else 'fp32'}.")
 
 
@@ -157,10 +160,19 @@ def main():
                     help="Kaggle fer2013.csv for the parsing benchmark (default: data/fer2013.csv)")
     ap.add_argument("--data", default=os.path.join(ROOT, "data", "data.h5"), metavar="FILE",
                     help="FER2013 HDF5 for the GPU epoch timing (default: data/data.h5)")
+    ap.add_argument("--width", type=float, default=1.0, metavar="W",
+                    help="channel width of the models in the throughput table (default: 1.0)")
+    ap.add_argument("--models-only", action="store_true", help="only the model throughput table")
     ap.add_argument("--write", action="store_true", help="record the results in BENCHMARKS.md")
     args = ap.parse_args()
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     parts = []
+    if args.models_only:
+        table = bench_models(device, 1024, 256, width=args.width)
+        print(table)
+        if args.write:
+            record(f"Model throughput at width {args.width:g} on {machine()}", table)
+        return
     if os.path.exists(args.csv):
         parts.append("### CSV parsing\n\n" + bench_parse(args.csv))
         print(parts[-1])
