@@ -187,18 +187,28 @@ def compact_model(model, masks):
 # ----------------------------------------------------------------------------------------
 # Size and cost
 
-def count_macs(model, size=44, in_channels=1):
+def producing_convs(model):
+    """The convolution that writes each prunable BN's channels, in the order of prunable_bns."""
+    if isinstance(model, VGG):
+        convs = [m for m in model.features if isinstance(m, nn.Conv2d)]
+        assert len(convs) == len(prunable_bns(model))
+        return convs
+    return [block.conv1 for block in model.layers]
+
+
+def count_macs(model, size=44, in_channels=1, per_module=False):
     """Multiply-accumulates of one forward pass on a (1, C, size, size) input (convs + linear).
 
-    FLOPs in the 2-ops-per-MAC convention are twice this.
+    FLOPs in the 2-ops-per-MAC convention are twice this. ``per_module=True`` returns
+    {module: MACs} instead of the total.
     """
-    macs = []
+    macs = {}
 
     def hook(m, inp, out):
         if isinstance(m, nn.Conv2d):
-            macs.append(out.numel() * (m.in_channels // m.groups) * m.kernel_size[0] * m.kernel_size[1])
+            macs[m] = out.numel() * (m.in_channels // m.groups) * m.kernel_size[0] * m.kernel_size[1]
         elif isinstance(m, nn.Linear):
-            macs.append(m.in_features * m.out_features)
+            macs[m] = m.in_features * m.out_features
     handles = [m.register_forward_hook(hook) for m in model.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
     was = model.training
     model.eval()
@@ -207,7 +217,7 @@ def count_macs(model, size=44, in_channels=1):
     model.train(was)
     for h in handles:
         h.remove()
-    return int(sum(macs))
+    return macs if per_module else int(sum(macs.values()))
 
 
 def n_params(model):
@@ -221,11 +231,24 @@ def weights_mb(model):
     return buf.tell() / 2**20
 
 
-def layer_table(model, masks):
-    """Per prunable layer: (name, kept, total)."""
+def layer_table(model, masks, compact=None):
+    """Per prunable layer: name, kept, total, median |gamma| before pruning, and the MACs of the
+    convolution producing it before (and, given the compact model, after) pruning. The MACs show
+    where the arithmetic is: a threshold that spares the early, high-resolution layers removes
+    weights faster than multiply-adds."""
     stem = "conv{}" if isinstance(model, VGG) else "block{}.inner"
-    names = [stem.format(i + 1) for i in range(len(masks))]
-    return [(n, int(k.sum()), len(k)) for n, k in zip(names, masks)]
+    macs = count_macs(model, per_module=True)
+    before = [macs[c] for c in producing_convs(model)]
+    after = [None] * len(masks)
+    if compact is not None:
+        macs_c = count_macs(compact, per_module=True)
+        after = [macs_c[c] for c in producing_convs(compact)]
+    rows = []
+    for i, (bn, keep) in enumerate(zip(prunable_bns(model), masks)):
+        rows.append({"layer": stem.format(i + 1), "kept": int(keep.sum()), "total": len(keep),
+                     "median_abs_gamma": float(bn.weight.detach().abs().median()),
+                     "macs": before[i], "macs_pruned": after[i]})
+    return rows
 
 
 def max_output_difference(a, b, device="cpu", n=8, seed=0):
@@ -302,7 +325,7 @@ def main(argv=None, family="VGG", doc=""):
         report = {
             "source": os.path.abspath(args.checkpoint), "arch": arch, "percent": args.percent, "threshold": threshold,
             "min_channels": args.min_channels, "cfg_before": model.cfg, "cfg_after": compact.cfg,
-            "layers": [{"layer": n, "kept": k, "total": t} for n, k, t in layer_table(model, masks)],
+            "layers": layer_table(model, masks, compact),
             "unpruned": before, "pruned": after,
             "ratios": {k: before[k] / max(after[k], 1e-12) for k in before},
             "macs_note": "multiply-accumulates per 44x44 image (FLOPs = 2x)",
@@ -334,8 +357,13 @@ def main(argv=None, family="VGG", doc=""):
 
 def format_report(r):
     lines = [f"Network slimming of {r['arch']} at {r['percent']:.2f} (global |gamma| threshold {r['threshold']:.4g}, "
-             f"min {r['min_channels']} channels/layer)", "", f"{'layer':14s} {'kept':>6s} / total"]
-    lines += [f"{l['layer']:14s} {l['kept']:6d} / {l['total']}" for l in r["layers"]]
+             f"min {r['min_channels']} channels/layer)", "",
+             f"{'layer':14s} {'kept':>6s} / total  {'median |gamma|':>14s}  {'MACs before':>11s}  {'after':>11s}"]
+    total = max(r["unpruned"]["macs"], 1)
+    for l in r["layers"]:
+        after = f"{l['macs_pruned']:11,d}" if l.get("macs_pruned") is not None else f"{'':11s}"
+        lines.append(f"{l['layer']:14s} {l['kept']:6d} / {l['total']:<5d}  {l['median_abs_gamma']:14.3f}  "
+                     f"{l['macs']:11,d}  {after}  ({100 * l['macs'] / total:4.1f}% of all)")
     b, a, q = r["unpruned"], r["pruned"], r["ratios"]
     lines += ["", f"{'':14s} {'unpruned':>12s} {'pruned':>12s} {'ratio':>8s}",
               f"{'params':14s} {b['params']:12,d} {a['params']:12,d} {q['params']:7.2f}x",

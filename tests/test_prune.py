@@ -47,6 +47,30 @@ def test_compact_equals_masked(arch, percent):
     assert widths == kept
 
 
+@pytest.mark.parametrize("arch", ["VGG19", "Resnet18"])
+def test_layer_table_macs(arch):
+    """Per-layer MACs: a producing conv's count is its output size x its fan-in, and pruning a layer's
+    channels shrinks its own conv and the next one's input."""
+    m = randomised(arch)
+    masks, _ = prune.channel_masks(m, 0.5, min_channels=4)
+    compact = prune.compact_model(m, masks)
+    rows = prune.layer_table(m, masks, compact)
+    assert [r["kept"] for r in rows] == [int(k.sum()) for k in masks]
+    conv = prune.producing_convs(m)[0]
+    side = 44  # the first producing conv keeps the input's 44x44 (stride 1, padding 1)
+    assert rows[0]["macs"] == side * side * conv.out_channels * conv.in_channels * 9
+    assert sum(r["macs"] for r in rows) < prune.count_macs(m)  # the rest: unprunable convs, classifier
+    for r, keep in zip(rows, masks):
+        assert r["macs_pruned"] <= r["macs"] * int(keep.sum()) / len(keep) + 1e-6
+        assert r["median_abs_gamma"] >= 0
+    text = prune.format_report({"arch": arch, "percent": 0.5, "threshold": 0.1, "min_channels": 4, "layers": rows,
+                                "unpruned": {"params": 1, "macs": prune.count_macs(m), "weights_mb": 1.0},
+                                "pruned": {"params": 1, "macs": 1, "weights_mb": 1.0},
+                                "ratios": {"params": 1.0, "macs": 1.0, "weights_mb": 1.0}, "accuracy_10crop": {},
+                                "abs_gamma": [[1.0]], "max_abs_diff_masked_vs_compact": 0.0})
+    assert "median |gamma|" in text and f"{rows[0]['macs']:,d}" in text
+
+
 def test_sparsity_step_adds_exactly_s_sign_gamma():
     m = randomised("VGG11")
     m.train()
