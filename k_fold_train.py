@@ -117,7 +117,8 @@ def _worker(args, device, folds, data=None, record=None):
     for k in folds:
         fold_args = type(args)(**vars(args))
         fold_args.resume = os.path.exists(os.path.join(ckplus.out_root(args), f"fold{k}", "last.pth"))
-        ckplus.train_fold(data, record, k, fold_args, log=lambda m, k=k: print(f"[{device} fold {k}] {m}", flush=True))
+        tag = f"[{device} fold {k}]" if args.gpus else f"[fold {k}]"  # the device matters only with several
+        ckplus.train_fold(data, record, k, fold_args, log=lambda m, tag=tag: print(f"{tag} {m}", flush=True))
 
 
 def main(argv=None):
