@@ -275,7 +275,8 @@ def fit(model, train, evals, args, model_info, select="PublicTest", log=print, t
         if main:
             metrics_csv.append(row)
             ck = checkpoint_dict(state, epoch, best, preds, rngs)
-            if improved:
+            # without a selection split (CK+ folds) best.pth is the last epoch: write it once, at the end
+            if improved and (select or epoch == args.epochs):
                 save_checkpoint(ck, best_path)
             save_checkpoint(ck, last_path)
         accs = "  ".join(f"{k} {row[f'{k}_acc']:.2f}" for k in evals if row[f"{k}_acc"] != "")
