@@ -196,3 +196,23 @@ def test_real_ckplus(tmp_path):
         others = set(subjects[np.setdiff1d(np.arange(981), t)].tolist())
         assert not set(subjects[t].tolist()) & others
         assert 85 <= len(t) <= 115
+
+
+def test_ck_table_compares_protocols(tmp_path):
+    """bench/ck_table.py: one row per protocol and the legacy-minus-subject difference, from summaries."""
+    def summary(protocol, accs, best, n):
+        folds = [{"fold": k + 1, "acc": a, "test_selected_max": [b, 60]} for k, (a, b) in enumerate(zip(accs, best))]
+        return {"arch": "VGG19", "width": 0.25, "epochs": 60, "protocol": protocol, "folds": folds,
+                "mean": float(np.mean(accs)), "std": float(np.std(accs, ddof=1)), "pooled_acc": float(np.mean(accs)),
+                "pooled_n": n, "test_selected_mean": float(np.mean(best)), "wall_s_per_fold": 390.0,
+                "device": "cpu (2 cores, 1 threads)"}
+    for protocol, base, n in (("subject", 85.0, 981), ("legacy", 92.0, 990)):
+        (tmp_path / protocol).mkdir()
+        accs = [base + k % 3 for k in range(10)]
+        (tmp_path / protocol / "summary.json").write_text(json.dumps(summary(protocol, accs, [a + 1 for a in accs], n)))
+    r = run_script("bench/ck_table.py", str(tmp_path / "subject"), str(tmp_path / "legacy"))
+    assert r.returncode == 0, r.stderr
+    assert "| subject | VGG19 | 0.25 | 60 | 85.90 +- 0.88 | 85.90 (981) | 86.90 | 6.5 |" in r.stdout
+    assert "Legacy minus subject folds, VGG19 width 0.25, same recipe: +7.00 points (mean over folds)" in r.stdout
+    r = run_script("bench/ck_table.py", str(tmp_path / "missing"))
+    assert r.returncode != 0 and "summary.json not found" in r.stderr
