@@ -4,7 +4,7 @@
 # run it again to continue).
 #   FER2013 present + a GPU:  VGG19 full width, the published 250-epoch recipe
 #   FER2013 present, no GPU:  the CPU-scale protocol (VGG19 at width 0.25, 30 epochs), about
-#                             3 hours on a 2-core CPU (measured: BENCHMARKS.md)
+#                             3 to 4 hours on a 2-core CPU (measured: BENCHMARKS.md)
 #   no FER2013:               the SYNTHETIC drawn-face set with a short schedule (minutes)
 # Outputs: checkpoints/<protocol>/ (table.md, run folders, figures). Knobs: see bench/slim_protocol.sh.
 set -euo pipefail
@@ -25,7 +25,7 @@ if [ -n "$src" ]; then
     out=checkpoints/gpu_published
   else
     echo "== no GPU: running the CPU-scale protocol (VGG19 at width 0.25, 30 epochs; parents with and without"
-    echo "   sparsity, pruned at 0.5 and 0.7 and fine-tuned): about 3 hours on a 2-core CPU."
+    echo "   sparsity, pruned at 0.5 and 0.7 and fine-tuned): 3 to 4 hours on a 2-core CPU."
     echo "   With a GPU this script runs the full published recipe instead."
     out=checkpoints/cpu_protocol
   fi
