@@ -20,7 +20,7 @@ import ckplus
 import config
 import engine
 from data_io import DataError, cli_error
-from utils import write_json
+from utils import read_metrics, wall_seconds, write_json
 
 mainpro_ck = importlib.import_module("mainpro_CK+")
 
@@ -31,12 +31,6 @@ def fold_done(fold_dir, epochs):
         return False
     with open(path) as f:
         return json.load(f).get("epochs") == epochs
-
-
-def fold_wall_s(fold_dir):
-    """Seconds the fold spent training and testing, summed from its metrics.csv (resumes included)."""
-    with open(os.path.join(fold_dir, "metrics.csv")) as f:
-        return sum(float(r["train_s"] or 0) + float(r["eval_s"] or 0) for r in csv.DictReader(f))
 
 
 def summarise(root, record, arch, folds):
@@ -55,18 +49,17 @@ def summarise(root, record, arch, folds):
         p = np.array([int(r["pred"]) for r in rows])
         with open(os.path.join(d, "summary.json")) as f:
             s = json.load(f)
-        with open(os.path.join(d, "config.json")) as f:
-            run = json.load(f)
         per_fold.append({"fold": k, "n_test": len(y), "acc": float(100 * (y == p).mean()),
-                         "test_selected_max": s["test_selected_max"]["test"], "wall_s": fold_wall_s(d),
-                         "width": run["args"].get("width", 1.0), "epochs": s["epochs"], "device": run.get("device", "")})
+                         "test_selected_max": s["test_selected_max"]["test"],
+                         "wall_s": wall_seconds(read_metrics(os.path.join(d, "metrics.csv")))})
         labels.append(y)
         preds.append(p)
     accs = np.array([f["acc"] for f in per_fold])
     pooled_y, pooled_p = np.concatenate(labels), np.concatenate(preds)
-    first = per_fold[0]
-    return {"dataset": "CK+", "arch": arch, "protocol": record["protocol"], "width": first["width"],
-            "epochs": first["epochs"], "device": first["device"], "folds": per_fold,
+    with open(os.path.join(root, f"fold{folds[0]}", "config.json")) as f:  # every fold runs the same recipe
+        run = json.load(f)
+    return {"dataset": "CK+", "arch": arch, "protocol": record["protocol"], "width": run["args"].get("width", 1.0),
+            "epochs": run["args"]["epochs"], "device": run.get("device", ""), "folds": per_fold,
             "mean": float(accs.mean()), "std": float(accs.std(ddof=1)) if len(accs) > 1 else 0.0,
             "pooled_acc": float(100 * (pooled_y == pooled_p).mean()), "pooled_n": int(len(pooled_y)),
             "test_selected_mean": float(np.mean([f["test_selected_max"][0] for f in per_fold])),

@@ -191,6 +191,11 @@ def read_metrics(path):
         return list(csv.DictReader(f))
 
 
+def wall_seconds(rows):
+    """A run's training + evaluation seconds, summed over its metrics.csv rows (resumes included)."""
+    return sum(float(r["train_s"] or 0) + float(r["eval_s"] or 0) for r in rows)
+
+
 def latency_ms(fn, reps=20, warmup=1):
     """Mean wall milliseconds of ``fn()`` over ``reps`` calls, after ``warmup`` untimed calls."""
     for _ in range(warmup):

@@ -21,6 +21,7 @@ from common import ROOT, machine, now, record, run_measured
 import config  # noqa: E402  (path set up by common)
 import engine
 import models
+import prune
 import transforms as T
 
 NAIVE = '''
@@ -144,8 +145,7 @@ def bench_models(device, n_train, n_eval, bs=128, full=None, width=1.0):
             torch.cuda.synchronize()
         eval_s = now() - t
         mem = f"{torch.cuda.max_memory_allocated() / 2**30:.1f}" if device.type == "cuda" else "-"
-        n_params = sum(p.numel() for p in model.parameters())
-        rows.append(f"| {arch} | {width:g} | {n_params:,} | {len(xt) / train_s:,.0f} | {n_ev / eval_s:,.0f} | "
+        rows.append(f"| {arch} | {width:g} | {prune.n_params(model):,} | {len(xt) / train_s:,.0f} | {n_ev / eval_s:,.0f} | "
                     f"{train_s:.2f} | {eval_s:.2f} | {mem} |")
     what = "full FER2013 epoch (28,709 images) and both test splits (7,178)" if full is not None else \
         f"{n_train} training images, {n_eval} evaluated with 10 crops, synthetic pixels"

@@ -21,7 +21,7 @@ import torch  # noqa: E402
 
 import models  # noqa: E402
 import prune  # noqa: E402
-from utils import face_latency_fn, interleaved_latency_ms, load_checkpoint, read_metrics  # noqa: E402
+from utils import face_latency_fn, interleaved_latency_ms, load_checkpoint, read_metrics, wall_seconds  # noqa: E402
 
 
 def runs(root):
@@ -40,7 +40,7 @@ def describe(d):
     ck = load_checkpoint(os.path.join(d, "best.pth"))
     net = models.model_from_checkpoint(ck).eval()
     args = cfg["args"]
-    wall = sum(float(r["train_s"] or 0) + float(r["eval_s"] or 0) for r in rows)
+    wall = wall_seconds(rows)
     parent, how = None, "with sparsity" if args.get("sr") else "no sparsity"
     rp = os.path.join(d, "prune_report.json")
     if os.path.exists(rp):
