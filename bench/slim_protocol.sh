@@ -17,7 +17,7 @@
 #
 # Knobs (environment; defaults = the CPU-scale protocol, about 3 hours on 2 cores):
 #   ARCHS (VGG19)  WIDTH (0.25)  RECIPE (cpu)  EPOCHS (recipe's)  SEED (0)  BASELINE (1)
-#   PERCENTS ("0.5 0.7")  FT_EPOCHS (15)  FT_LR (0.02)  KD (1)  S_ZERO_AT (0.5)
+#   PERCENTS ("0.5 0.7")  FT_EPOCHS (10)  FT_LR (0.02)  KD (1)  S_ZERO_AT (0.5)
 #   EVAL_EVERY (2)  EVAL_BS (auto)  EXTRA (more training flags, e.g. --channels-last)  PYTHON (python3)
 #   PLOTS (1: curves, pruning comparison with the |gamma| histogram, confusion matrices)
 set -euo pipefail
@@ -26,7 +26,7 @@ SRC=${1:?usage: bench/slim_protocol.sh FER_SOURCE OUT_DIR}
 OUT=${2:?usage: bench/slim_protocol.sh FER_SOURCE OUT_DIR}
 PY=${PYTHON:-python3}
 ARCHS=${ARCHS:-VGG19}; WIDTH=${WIDTH:-0.25}; RECIPE=${RECIPE:-cpu}; SEED=${SEED:-0}; BASELINE=${BASELINE:-1}
-PERCENTS=${PERCENTS:-0.5 0.7}; FT_EPOCHS=${FT_EPOCHS:-15}; FT_LR=${FT_LR:-0.02}; KD=${KD:-1}
+PERCENTS=${PERCENTS:-0.5 0.7}; FT_EPOCHS=${FT_EPOCHS:-10}; FT_LR=${FT_LR:-0.02}; KD=${KD:-1}
 S_ZERO_AT=${S_ZERO_AT:-0.5}; EVAL_EVERY=${EVAL_EVERY:-2}; EVAL_BS=${EVAL_BS:-auto}
 read -r -a extra <<< "${EXTRA:-}"
 mkdir -p "$OUT"
