@@ -11,6 +11,12 @@ import torch
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
+import config  # noqa: E402
+import engine  # noqa: E402
+import models  # noqa: E402
+from dataset import H5Dataset  # noqa: E402
+from utils import load_checkpoint, pick_device  # noqa: E402
+
 
 def machine():
     if torch.cuda.is_available():
@@ -49,3 +55,18 @@ def run_measured(code):
 
 def now():
     return time.perf_counter()
+
+
+def private_test_scores(data_path, run_dirs, device="auto"):
+    """(checkpoint, PrivateTest 10-crop accuracy) of each run folder's best.pth, the split loaded once.
+
+    For the final rows of a sweep only: PrivateTest reports, it never chooses.
+    """
+    dev = pick_device(device)
+    x, y = H5Dataset(data_path, kind="FER").load("PrivateTest", dev)
+    out = []
+    for d in run_dirs:
+        ck = load_checkpoint(os.path.join(d, "best.pth"))
+        net = models.model_from_checkpoint(ck).to(dev)
+        out.append((ck, engine.evaluate(net, x, y, config.eval_batch_size("auto", dev))["acc"]))
+    return out

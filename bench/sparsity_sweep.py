@@ -15,7 +15,7 @@ import argparse
 import json
 import os
 
-from common import ROOT, machine, record
+from common import ROOT, machine, private_test_scores, record
 
 import config  # noqa: E402
 import engine  # noqa: E402
@@ -86,15 +86,11 @@ def public_table(args, values):
 
 
 def private_table(args, values):
-    device = pick_device(args.device)
-    data = H5Dataset(args.data, kind="FER")
-    x, y = data.load("PrivateTest", device)
     lines = ["PrivateTest (10-crop) of the final rows' PublicTest-selected checkpoints, read once:", "",
              "| --s-zero-at | parent | fine-tuned |", "|---|---|---|"]
     for value in values:
-        accs = [engine.evaluate(models.model_from_checkpoint(load_checkpoint(os.path.join(d, "best.pth"))).to(device),
-                                x, y, config.eval_batch_size("auto", device))["acc"] for d in folders(args, value)]
-        lines.append(f"| {value} | {accs[0]:.3f} | {accs[1]:.3f} |")
+        (_, parent), (_, tuned) = private_test_scores(args.data, folders(args, value), args.device)
+        lines.append(f"| {value} | {parent:.3f} | {tuned:.3f} |")
     return "\n".join(lines)
 
 

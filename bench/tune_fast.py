@@ -15,13 +15,10 @@ import json
 import os
 import statistics
 
-from common import ROOT, machine, record
+from common import ROOT, machine, private_test_scores, record
 
-import engine  # noqa: E402
 import mainpro_FER  # noqa: E402
-import models  # noqa: E402
-from dataset import H5Dataset  # noqa: E402
-from utils import load_checkpoint, pick_device, read_metrics  # noqa: E402
+from utils import read_metrics  # noqa: E402
 
 VARIANTS = {  # name -> flags added to --recipe fast
     "fast": [],
@@ -63,14 +60,10 @@ def public_table(args, names):
 
 
 def private_table(args, names):
-    device = pick_device(args.device)
-    data = H5Dataset(args.data, kind="FER")
-    x, y = data.load("PrivateTest", device)
     lines = ["PrivateTest (10-crop) of each final variant's PublicTest-selected checkpoint, read once:", "",
              "| variant | PublicTest | PrivateTest |", "|---|---|---|"]
-    for name in names:
-        ck = load_checkpoint(os.path.join(run_dir(args, name), "best.pth"))
-        acc = engine.evaluate(models.model_from_checkpoint(ck).to(device), x, y)["acc"]
+    scores = private_test_scores(args.data, [run_dir(args, n) for n in names], args.device)
+    for name, (ck, acc) in zip(names, scores):
         lines.append(f"| {name} | {ck['metrics']['at_best']['PublicTest']:.3f} | {acc:.3f} |")
     return "\n".join(lines)
 
