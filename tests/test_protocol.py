@@ -1,6 +1,7 @@
 """bench/gpu_run.sh (and so bench/slim_protocol.sh, which run.sh also uses) end to end on a small
 generated FER-format CSV: every stage for VGG and ResNet, a rerun that resumes without training,
 and a re-prune when the parent checkpoint is newer than the pruned one."""
+import json
 import os
 import shutil
 import subprocess
@@ -9,7 +10,7 @@ import time
 
 import pytest
 
-from conftest import ROOT, fer_rows, write_csv
+from conftest import ROOT, fer_rows, run_script, write_csv
 
 
 @pytest.mark.skipif(shutil.which("bash") is None, reason="needs bash")
@@ -58,3 +59,28 @@ def test_sparsity_sweep_reads_privatetest_only_in_final(synthetic_h5, tmp_path):
         assert "PrivateTest" not in rows, d
     r = subprocess.run([*base, "--final", "0.5"], capture_output=True, text=True, timeout=600, env=env)
     assert r.returncode == 0 and "| 0.5 |" in r.stdout and "read once" in r.stdout, r.stderr[-2000:]
+
+
+def test_seed_table_means_and_pairs_runs_across_seed_folders(tmp_path):
+    """bench/seed_table.py: mean +- std over seed folders, the paired difference to the same seed's
+    baseline, runs missing from a folder left out and named, and one error line for bad folders."""
+    accs = {0: {"VGG19": (67.0, 68.5), "VGG19_sr_pruned0.5": (66.0, 68.0), "VGG19_sr": (65.0, 67.0)},
+            1: {"VGG19": (66.0, 69.0), "VGG19_sr_pruned0.5": (65.0, 67.5)},
+            2: {"VGG19": (68.0, 68.0), "VGG19_sr_pruned0.5": (67.0, 68.5)}}
+    for seed, runs in accs.items():
+        for name, (pub, priv) in runs.items():
+            d = tmp_path / f"seed{seed}" / name
+            d.mkdir(parents=True)
+            (d / "summary.json").write_text(json.dumps({"honest": {"PublicTest": pub, "PrivateTest": priv}}))
+            (d / "config.json").write_text(json.dumps({"args": {"seed": seed}}))
+    folders = [str(tmp_path / f"seed{k}") for k in accs]
+    r = run_script("bench/seed_table.py", *folders)
+    assert r.returncode == 0, r.stderr
+    assert "| VGG19 | 67.00 +- 1.00 | 68.50 +- 0.50 | 68.50 / 69.00 / 68.00 | - |" in r.stdout
+    # pruned minus baseline per seed: -0.5, -1.5, +0.5 -> mean -0.50, std 1.00
+    assert "| VGG19_sr_pruned0.5 | 66.00 +- 1.00 | 68.00 +- 0.50 | 68.00 / 67.50 / 68.50 | -0.50 +- 1.00 |" in r.stdout
+    assert "left out): VGG19_sr." in r.stdout
+    r = run_script("bench/seed_table.py", folders[0], folders[0])
+    assert r.returncode != 0 and "same seed" in r.stderr
+    r = run_script("bench/seed_table.py", folders[0], str(tmp_path / "nowhere"))
+    assert r.returncode != 0 and "nowhere is not a folder" in r.stderr

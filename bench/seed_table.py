@@ -1,0 +1,86 @@
+"""Mean +- std over seeds of a protocol's runs, one bench/slim_protocol.sh folder per seed.
+
+    python bench/seed_table.py runs/cpu_protocol runs/cpu_protocol_seed1 runs/cpu_protocol_seed2 [--write TITLE]
+
+The folders come from the same protocol run with different SEED, e.g.
+`SEED=1 PERCENTS=0.5 bench/slim_protocol.sh data/data.h5 runs/cpu_protocol_seed1`.
+For each run found in every folder (VGG19, VGG19_sr, VGG19_sr_pruned0.5, ...): PublicTest and
+PrivateTest at the epoch PublicTest selected (honest), mean +- std (n-1) over the seeds, and each
+seed's PrivateTest; for every run beside its architecture's no-sparsity baseline, the difference
+to the baseline of the same seed (paired), mean +- std.
+"""
+import argparse
+import json
+import os
+import statistics
+import sys
+
+from common import record
+
+
+def read_runs(folder):
+    """{run name: (seed, PublicTest, PrivateTest)} of the finished runs directly under ``folder``."""
+    if not os.path.isdir(folder):
+        sys.exit(f"seed_table: {folder} is not a folder")
+    out = {}
+    for name in sorted(os.listdir(folder)):
+        d = os.path.join(folder, name)
+        if not os.path.exists(os.path.join(d, "summary.json")):
+            continue  # not a run, or not finished yet
+        with open(os.path.join(d, "summary.json")) as f:
+            honest = json.load(f)["honest"]
+        with open(os.path.join(d, "config.json")) as f:
+            seed = json.load(f)["args"]["seed"]
+        out[name] = (seed, honest["PublicTest"], honest["PrivateTest"])
+    if not out:
+        sys.exit(f"seed_table: no finished run (summary.json) in {folder}")
+    seeds = {s for s, _, _ in out.values()}
+    if len(seeds) != 1:
+        sys.exit(f"seed_table: {folder} mixes seeds {sorted(seeds)}; one folder per seed")
+    return seeds.pop(), out
+
+
+def mean_std(values):
+    return f"{statistics.mean(values):.2f} +- {statistics.stdev(values):.2f}"
+
+
+def table(folders):
+    per_seed = dict(read_runs(f) for f in folders)
+    if len(per_seed) != len(folders):
+        sys.exit("seed_table: two folders hold the same seed; each seed must be counted once")
+    if len(per_seed) < 2:
+        sys.exit("seed_table: give at least two folders (seeds) for a standard deviation")
+    seeds = sorted(per_seed)
+    names = sorted(set.intersection(*(set(r) for r in per_seed.values())))
+    missing = sorted(set.union(*(set(r) for r in per_seed.values())) - set(names))
+    lines = [f"Seeds {', '.join(map(str, seeds))}; accuracies at the epoch PublicTest selected (honest), "
+             "mean +- std over seeds.", "",
+             "| run | PublicTest | PrivateTest | PrivateTest per seed | PrivateTest minus baseline (paired) |",
+             "|---|---|---|---|---|"]
+    for name in names:
+        pub = [per_seed[s][name][1] for s in seeds]
+        priv = [per_seed[s][name][2] for s in seeds]
+        base = name.split("_")[0]  # VGG19_sr_pruned0.5 -> VGG19, its no-sparsity baseline
+        diff = "-"
+        if base != name and base in names:
+            diff = mean_std([per_seed[s][name][2] - per_seed[s][base][2] for s in seeds])
+        lines.append(f"| {name} | {mean_std(pub)} | {mean_std(priv)} | {' / '.join(f'{p:.2f}' for p in priv)} | "
+                     f"{diff} |")
+    if missing:
+        lines += ["", f"Not in every folder (left out): {', '.join(missing)}."]
+    return "\n".join(lines) + "\n"
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("folders", nargs="+", metavar="FOLDER", help="slim_protocol.sh output folders, one per seed")
+    ap.add_argument("--write", metavar="TITLE", help="record the table in BENCHMARKS.md under this title")
+    args = ap.parse_args()
+    text = table(args.folders)
+    print(text)
+    if args.write:
+        record(args.write, text)
+
+
+if __name__ == "__main__":
+    main()
