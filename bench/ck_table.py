@@ -8,12 +8,11 @@ comparison only), wall time per fold and the device. When a subject and a legacy
 model, width and epochs are both given, the table ends with their difference: what the legacy
 folds' subject leak is worth, measured.
 """
-import argparse
 import json
 import os
 import sys
 
-from common import record
+from common import folder_table_main
 
 
 def load(folder):
@@ -46,14 +45,8 @@ def table(summaries):
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("folders", nargs="+", metavar="FOLDER", help="k_fold_train.py output folders (one per protocol)")
-    ap.add_argument("--write", metavar="TITLE", help="record the table in BENCHMARKS.md under this title")
-    args = ap.parse_args()
-    text = table([load(f) for f in args.folders])
-    print(text)
-    if args.write:
-        record(args.write, text)
+    folder_table_main(__doc__, lambda folders: table([load(f) for f in folders]),
+                      "k_fold_train.py output folders (one per protocol)")
 
 
 if __name__ == "__main__":

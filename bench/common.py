@@ -1,4 +1,5 @@
 """Shared by the benchmarks: machine description and writing a section of BENCHMARKS.md."""
+import argparse
 import os
 import platform
 import re
@@ -70,3 +71,18 @@ def private_test_scores(data_path, run_dirs, device="auto"):
         net = models.model_from_checkpoint(ck).to(dev)
         out.append((ck, engine.evaluate(net, x, y, config.eval_batch_size("auto", dev))["acc"]))
     return out
+
+
+def folder_table_main(doc, make_table, folder_help):
+    """The command line of the tables that compare run folders: FOLDER... [--write TITLE].
+
+    ``make_table(folders)`` returns markdown; it is printed, and recorded in BENCHMARKS.md with --write.
+    """
+    ap = argparse.ArgumentParser(description=doc.split("\n")[0])
+    ap.add_argument("folders", nargs="+", metavar="FOLDER", help=folder_help)
+    ap.add_argument("--write", metavar="TITLE", help="record the table in BENCHMARKS.md under this title")
+    args = ap.parse_args()
+    text = make_table(args.folders)
+    print(text)
+    if args.write:
+        record(args.write, text)

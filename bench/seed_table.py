@@ -9,13 +9,12 @@ PrivateTest at the epoch PublicTest selected (honest), mean +- std (n-1) over th
 seed's PrivateTest; for every run beside its architecture's no-sparsity baseline, the difference
 to the baseline of the same seed (paired), mean +- std.
 """
-import argparse
 import json
 import os
 import statistics
 import sys
 
-from common import record
+from common import folder_table_main
 
 
 def read_runs(folder):
@@ -72,14 +71,7 @@ def table(folders):
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("folders", nargs="+", metavar="FOLDER", help="slim_protocol.sh output folders, one per seed")
-    ap.add_argument("--write", metavar="TITLE", help="record the table in BENCHMARKS.md under this title")
-    args = ap.parse_args()
-    text = table(args.folders)
-    print(text)
-    if args.write:
-        record(args.write, text)
+    folder_table_main(__doc__, table, "slim_protocol.sh output folders, one per seed")
 
 
 if __name__ == "__main__":

@@ -88,8 +88,9 @@ def public_table(args, values):
 def private_table(args, values):
     lines = ["PrivateTest (10-crop) of the final rows' PublicTest-selected checkpoints, read once:", "",
              "| --s-zero-at | parent | fine-tuned |", "|---|---|---|"]
-    for value in values:
-        (_, parent), (_, tuned) = private_test_scores(args.data, folders(args, value), args.device)
+    # every value's (parent, fine-tuned) pair in one call, so PrivateTest is loaded once
+    scores = private_test_scores(args.data, [d for v in values for d in folders(args, v)], args.device)
+    for value, (_, parent), (_, tuned) in zip(values, scores[0::2], scores[1::2]):
         lines.append(f"| {value} | {parent:.3f} | {tuned:.3f} |")
     return "\n".join(lines)
 
