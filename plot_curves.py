@@ -105,7 +105,7 @@ def plot_prune(folders, split="PrivateTest"):
             ax.axvline(max(thr, floor), color="tab:red", ls="--", lw=1)
             ax.annotate(f"prune {pct:.1f}", (max(thr, floor), ax.get_ylim()[1] * 0.9), rotation=90, fontsize=8,
                         color="tab:red", ha="right")
-        ax.set_xlabel(f"|gamma| of the {len(g)} prunable BatchNorm scales (<= {floor:g} in the first bin)")
+        ax.set_xlabel(f"|gamma| of the {len(g)} prunable BatchNorm scales\n(<= {floor:g} in the first bin)")
         ax.set_ylabel("channels")
     fig.suptitle("network slimming: accuracy vs size and latency; BatchNorm scales before pruning")
     fig.tight_layout()
