@@ -8,7 +8,6 @@
 Scripts get their flags and the resolved run configuration from ``config.py``, then call
 ``fit``.
 """
-import argparse
 import math
 import os
 import time
@@ -21,11 +20,10 @@ from tqdm import tqdm
 import prune
 import transforms as T
 from config import eval_batch_size
+from inference import CROP, amp_dtype, evaluate, resolve_precision
 from data_io import DataError
-from utils import (CHECKPOINT_FORMAT, MetricsCSV, Stopwatch, clean_state_dict, is_main_process, load_checkpoint,
-                   rank_world, rng_state, save_checkpoint, set_rng_state, write_json)
-
-CROP = 44  # training crop and test crops of the 48x48 faces
+from utils import (CHECKPOINT_FORMAT, MetricsCSV, Stopwatch, claim_run_folder, clean_state_dict, is_main_process,
+                   load_checkpoint, rank_world, rng_state, save_checkpoint, set_rng_state, write_json)
 
 class TrainingDiverged(RuntimeError):
     pass
@@ -53,19 +51,6 @@ def lr_factor(args, steps_per_epoch):
             return 0.1 + 0.9 * step / up
         return max(1e-3, 1 - (step - up) / max(1, total - up))
     return f
-
-
-def run_precision(ck, device):
-    """(autocast dtype, name) a saved run evaluated with, so later scores use the same precision."""
-    dtype = amp_dtype(argparse.Namespace(amp=ck.get("args", {}).get("amp") or "none"), torch.device(device))
-    return dtype, {None: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}[dtype]
-
-
-def amp_dtype(args, device):
-    mode = args.amp
-    if mode == "auto":
-        mode = "bf16" if device.type == "cuda" else "none"
-    return {"none": None, "bf16": torch.bfloat16, "fp16": torch.float16}[mode]
 
 
 # ----------------------------------------------------------------------------------------
@@ -155,56 +140,6 @@ def distillation_loss(student_logits, teacher, xb, t):
                             log_target=True)
 
 
-@torch.no_grad()
-def predict_logits(model, x, bs=256, tta="tencrop", dtype=None, channels_last=False):
-    """uint8 (N, 1, 48, 48) -> float logits (N, num_classes), averaged over the test crops.
-
-    Under torchrun each process scores one contiguous chunk and the chunks are gathered, so
-    every process gets all N rows, each image counted exactly once.
-    """
-    rank, world = rank_world()
-    if world > 1:
-        n = len(x)
-        chunk = math.ceil(n / world)
-        mine = _logits(model, x[rank * chunk:(rank + 1) * chunk], bs, tta, dtype, channels_last)
-        padded = torch.zeros(chunk, mine.shape[1], device=mine.device, dtype=mine.dtype)
-        padded[:len(mine)] = mine
-        parts = [torch.empty_like(padded) for _ in range(world)]
-        torch.distributed.all_gather(parts, padded)
-        return torch.cat(parts)[:n]
-    return _logits(model, x, bs, tta, dtype, channels_last)
-
-
-def _logits(model, x, bs, tta, dtype, channels_last):
-    model.eval()
-    if len(x) == 0:  # a process with nothing to score still needs the class count
-        return torch.zeros(0, _num_classes(model), device=x.device)
-    out = []
-    for i in range(0, len(x), bs):
-        xb = x[i:i + bs]
-        xf = T.to_float(xb)  # normalise 48x48 once, not each of the 10 overlapping crops
-        crops = T.ten_crop(xf, CROP) if tta == "tencrop" else T.center_crop(xf, CROP)[:, None]  # (B, K, 1, 44, 44)
-        inp = crops.flatten(0, 1)  # (B*K, 1, 44, 44)
-        if channels_last:
-            inp = inp.contiguous(memory_format=torch.channels_last)
-        with torch.autocast(x.device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
-            logits = model(inp).float()
-        out.append(logits.view(len(xb), crops.shape[1], -1).mean(1))
-    return torch.cat(out)
-
-
-def _num_classes(model):
-    m = model.module if hasattr(model, "module") else model
-    return m.classifier.out_features
-
-
-def evaluate(model, x, y, bs=256, tta="tencrop", dtype=None, channels_last=False):
-    logits = predict_logits(model, x, bs, tta, dtype, channels_last)
-    pred = logits.argmax(1)
-    return {"loss": F.cross_entropy(logits, y).item(), "acc": 100.0 * (pred == y).float().mean().item(),
-            "pred": pred.cpu()}
-
-
 # ----------------------------------------------------------------------------------------
 # The run
 
@@ -233,7 +168,11 @@ def fit(model, train, evals, args, model_info, select="PublicTest", log=print, t
                                 nesterov=bool(args.nesterov))
     factor = lr_factor(args, steps)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
-    l1_scales = prune.setup_sparsity(model, args, factor, args.epochs * steps, log) if args.sr else ()
+    log(resolve_precision(args, device))
+    try:
+        l1_scales = prune.setup_sparsity(model, args, factor, args.epochs * steps, log) if args.sr else ()
+    except TypeError as e:  # an architecture that declares no slimming units
+        raise DataError(f"--sr: {e}") from None
     dtype, eval_bs = amp_dtype(args, device), eval_batch_size(args.eval_bs, device)
     scaler = torch.amp.GradScaler(device.type) if dtype == torch.float16 else None
     gens = make_generators(args.seed, device)
@@ -266,8 +205,14 @@ def fit(model, train, evals, args, model_info, select="PublicTest", log=print, t
         train_s = time.perf_counter() - t0
         row = {"epoch": epoch, "lr": lr, "train_loss": tr["loss"], "train_acc": tr["acc"]}
         t1 = time.perf_counter()
-        due = epoch % args.eval_every == 0 or epoch == args.epochs
-        improved, preds = score_epoch(eval_model, evals, select, best, row, epoch, args, eval_bs, dtype, due)
+        # --select-last K: only the last K epochs may become best.pth, so only they are scored with
+        # the full test-time augmentation (every one of them); earlier evaluations are a centre-crop
+        # curve of the selection split, a tenth of the cost
+        window = getattr(args, "select_last", 0) or 0
+        selectable = not window or not select or epoch > args.epochs - window
+        due = epoch % args.eval_every == 0 or epoch == args.epochs or (window and selectable)
+        improved, preds = score_epoch(eval_model, evals, select, best, row, epoch, args, eval_bs, dtype, due,
+                                      selectable)
         row.update(train_s=train_s, data_s=tr["data_s"], compute_s=tr["compute_s"],
                    eval_s=time.perf_counter() - t1 if due else 0.0, images_per_s=len(train[0]) / max(train_s, 1e-9),
                    peak_mem_gib=torch.cuda.max_memory_allocated(device) / 2**30 if device.type == "cuda" else 0.0)
@@ -320,16 +265,24 @@ def wrap_for_training(model, args, device):
     return model, run_model, ema, eval_model
 
 
-def score_epoch(eval_model, evals, select, best, row, epoch, args, eval_bs, dtype, due=True):
+def score_epoch(eval_model, evals, select, best, row, epoch, args, eval_bs, dtype, due=True, selectable=True):
     """Score this epoch's splits into ``row`` and update ``best``; returns (improved, predictions).
 
     The selection split first; the others only at an epoch that becomes best.pth (their honest
-    figure) unless --test-curves asks for every epoch. Splits not scored get empty cells.
+    figure) unless --test-curves asks for every epoch. Splits not scored get empty cells. An
+    epoch outside the --select-last window only gets a centre-crop score of the selection split
+    (column <split>_center_acc), which chooses nothing.
     """
     preds = {}
     for name in evals:
         row[f"{name}_loss"] = row[f"{name}_acc"] = ""
+    if getattr(args, "select_last", 0) and select:
+        row[f"{select}_center_acc"] = ""
     if not due:
+        return False, preds
+    if not selectable:
+        ev = evaluate(eval_model, *evals[select], eval_bs, "center", dtype, args.channels_last)
+        row[f"{select}_center_acc"] = ev["acc"]
         return False, preds
 
     def score(name):
@@ -391,24 +344,6 @@ def restore(last_path, state, device, log):
         set_rng_state(per_rank[rank_world()[0]] if per_rank else ck["rng"], state["gens"])
     log(f"resumed from {last_path} at epoch {ck['epoch']}")
     return ck["epoch"], ck["metrics"]
-
-
-def claim_run_folder(out):
-    """An exclusive lock on ``out/.lock`` for this process's lifetime, or one DataError line."""
-    import fcntl
-    f = open(os.path.join(out, ".lock"), "a+")
-    try:
-        fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
-        f.seek(0)
-        holder = f.read().strip() or "?"
-        f.close()
-        raise DataError(f"{out} is in use by another training process (pid {holder}); wait for it or use another --out") from None
-    f.seek(0)
-    f.truncate()
-    f.write(str(os.getpid()))
-    f.flush()
-    return f
 
 
 def gather_objects(obj):

@@ -17,28 +17,32 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+import torch  # noqa: E402
 from sklearn.metrics import classification_report, confusion_matrix  # noqa: E402
 
 import config  # noqa: E402
-import engine  # noqa: E402
+import inference  # noqa: E402
 from data_io import DataError, cli_error  # noqa: E402
 
 
 def fer_predictions(args):
     import models
     from dataset import H5Dataset
-    from utils import load_checkpoint, pick_device
+    from utils import check_classes, load_checkpoint, pick_device
     path = args.checkpoint
     if not path:  # the training script's default folder, named after the data set (FER2013, FER2013+, ...)
         name = H5Dataset(args.data or "data/data.h5").name
         path = os.path.join("checkpoints", f"{name}_{models.canonical_name(args.model)}", "best.pth")
     ck = load_checkpoint(path)
     data = H5Dataset(args.data or ck.get("args", {}).get("data") or "data/data.h5")
+    check_classes(ck["class_names"], path, data.class_names, data.path)
     device = pick_device(args.device)
     x, y = data.load(args.split, device)
     model = models.model_from_checkpoint(ck).to(device)
-    dtype, precision = engine.run_precision(ck, device)  # as the run evaluated during training
-    logits = engine.predict_logits(model, x, config.eval_batch_size(args.eval_bs, x.device), "tencrop", dtype)
+    dtype, precision, nhwc = inference.run_precision(ck, device)  # as the run evaluated during training
+    if nhwc:
+        model = model.to(memory_format=torch.channels_last)
+    logits = inference.predict_logits(model, x, config.eval_batch_size(args.eval_bs, x.device), "tencrop", dtype, nhwc)
     pred = logits.argmax(1).cpu().numpy()
     title = f"{ck['arch']} on {data.name} {args.split} (10-crop {precision}, epoch {ck.get('epoch')})"
     stem = os.path.join(os.path.dirname(os.path.abspath(path)), f"{args.split}")

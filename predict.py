@@ -89,6 +89,7 @@ class Classifier:
     """48x48 grey faces -> class probabilities, 10-crop averaged; PyTorch or ONNX Runtime."""
 
     def __init__(self, checkpoint=None, onnx=None, device="cpu"):
+        import inference
         import models
         from utils import load_checkpoint, pick_device
         if onnx:
@@ -107,20 +108,24 @@ class Classifier:
                                 "or pass --checkpoint PATH")
             ck = load_checkpoint(path)
             self.device = pick_device(device)
-            self.model = models.model_from_checkpoint(ck).to(self.device).eval()
+            # the precision and memory format the run was trained and scored in (inference.run_precision)
+            self.dtype, _, self.channels_last = inference.run_precision(ck, self.device)
+            fmt = torch.channels_last if self.channels_last else torch.preserve_format
+            self.model = models.model_from_checkpoint(ck).to(self.device, memory_format=fmt).eval()
             self.class_names = ck["class_names"]
             self.source = path
 
     def __call__(self, faces):
         """faces: uint8 (N, 48, 48) -> probabilities (N, C) as numpy (10-crop, as in evaluation)."""
         import config
-        import engine
+        import inference
         x = torch.from_numpy(np.ascontiguousarray(faces)).unsqueeze(1)  # (N, 1, 48, 48)
         if self.model is not None:
             x = x.to(self.device)
-            logits = engine.predict_logits(self.model, x, config.eval_batch_size("auto", x.device))
+            logits = inference.predict_logits(self.model, x, config.eval_batch_size("auto", x.device), "tencrop",
+                                           self.dtype, self.channels_last)
         else:
-            logits = engine.predict_logits(OrtModule(self.session), x, config.eval_batch_size("auto", "cpu"))
+            logits = inference.predict_logits(OrtModule(self.session), x, config.eval_batch_size("auto", "cpu"))
         return torch.softmax(logits.float(), 1).cpu().numpy()
 
     def names(self, n):

@@ -2,10 +2,10 @@
 
     python bench/bench_eval.py [--width 0.25] [--sizes 8,16,32,64,256] [--write]
 
-Times engine.predict_logits (the evaluation every script uses) on random 48x48 faces for each
+Times inference.predict_logits (the evaluation every script uses) on random 48x48 faces for each
 --eval-bs, and a training step of the same model, interleaved round after round so a busy
 machine slows all of them alike. Prints crops/s and the ratio to the best size; this is what
-chose EVAL_BS_AUTO in engine.py (16 on a CPU).
+chose EVAL_BS_AUTO in config.py (16 on a CPU).
 """
 import argparse
 
@@ -13,7 +13,7 @@ import torch
 
 from common import machine, record
 
-import engine  # noqa: E402
+import inference  # noqa: E402
 import models  # noqa: E402
 import transforms as T  # noqa: E402
 from utils import interleaved_latency_ms  # noqa: E402
@@ -39,12 +39,12 @@ def main():
     g = torch.Generator(device=device).manual_seed(0)
 
     def evaluation(bs):
-        return lambda: engine.predict_logits(model, x, bs)
+        return lambda: inference.predict_logits(model, x, bs)
 
     def training():  # the same images as 128-image training batches: crop+flip, forward, backward, step
         model.train()
         for i in range(0, args.images, 128):
-            xb = T.train_augment(x[i:i + 128], engine.CROP, g, flip=True)
+            xb = T.train_augment(x[i:i + 128], inference.CROP, g, flip=True)
             loss = torch.nn.functional.cross_entropy(model(xb), y[i:i + 128])
             opt.zero_grad()
             loss.backward()

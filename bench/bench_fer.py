@@ -20,6 +20,7 @@ from common import ROOT, machine, now, record, run_measured
 
 import config  # noqa: E402  (path set up by common)
 import engine
+import inference
 import models
 import prune
 import transforms as T
@@ -92,7 +93,7 @@ def bench_augment(x_np, device, bs=128):
 
     def ours_tencrop():
         for i in range(0, n, bs):
-            T.ten_crop(T.to_float(x[i:i + bs]), 44).flatten(0, 1)  # as engine.predict_logits
+            T.ten_crop(T.to_float(x[i:i + bs]), 44).flatten(0, 1)  # as inference.predict_logits
 
     train_tf = tv.Compose([tv.RandomCrop(44), tv.RandomHorizontalFlip(), tv.ToTensor()])
     ten_tf = tv.Compose([tv.TenCrop(44), tv.Lambda(lambda cs: torch.stack([tv.ToTensor()(c) for c in cs]))])
@@ -139,7 +140,7 @@ def bench_models(device, n_train, n_eval, bs=128, full=None, width=1.0):
         t = now()
         n_ev = 0
         for xe, ye in evals.values():
-            engine.evaluate(model, xe, ye, 512, "tencrop", dtype, args.channels_last)
+            inference.evaluate(model, xe, ye, 512, "tencrop", dtype, args.channels_last)
             n_ev += len(xe)
         if device.type == "cuda":
             torch.cuda.synchronize()

@@ -13,7 +13,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
 import config  # noqa: E402
-import engine  # noqa: E402
+import inference  # noqa: E402
 import models  # noqa: E402
 from dataset import H5Dataset  # noqa: E402
 from utils import load_checkpoint, pick_device  # noqa: E402
@@ -29,6 +29,17 @@ def machine():
     except (OSError, AttributeError):
         pass
     return f"CPU {cpu}, {os.cpu_count()} cores, torch {torch.__version__}"
+
+
+def cpu_flags():
+    """The CPU's bf16/AMX features as the benchmarks report them beside their figures."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            have = set(f.read().split())
+    except OSError:
+        return "CPU flags unknown"
+    return "CPU flags " + ", ".join(f"{flag} {'yes' if flag in have else 'no'}"
+                                    for flag in ("avx512_bf16", "amx_bf16", "amx_int8", "avx512_vnni"))
 
 
 def record(title, body, path=None):
@@ -69,7 +80,7 @@ def private_test_scores(data_path, run_dirs, device="auto"):
     for d in run_dirs:
         ck = load_checkpoint(os.path.join(d, "best.pth"))
         net = models.model_from_checkpoint(ck).to(dev)
-        out.append((ck, engine.evaluate(net, x, y, config.eval_batch_size("auto", dev))["acc"]))
+        out.append((ck, inference.evaluate(net, x, y, config.eval_batch_size("auto", dev))["acc"]))
     return out
 
 

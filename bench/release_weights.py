@@ -14,7 +14,7 @@ import sys
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-import engine  # noqa: E402
+import inference  # noqa: E402
 import models  # noqa: E402
 from data_io import synthetic_faces  # noqa: E402
 from utils import CHECKPOINT_FORMAT, load_checkpoint, save_checkpoint, write_json  # noqa: E402
@@ -43,7 +43,7 @@ def main():
                "metrics": {"selected_by": "PublicTest", "at_best": m["at_best"], "test_selected": m["test_selected"]},
                "command": args.command}
     save_checkpoint(release, args.out)
-    logits = engine.predict_logits(model, reference_input())
+    logits = inference.predict_logits(model, reference_input())
     ref = os.path.join(os.path.dirname(args.out), "reference_outputs.json")
     write_json({"weights": os.path.basename(args.out), "input": f"data_io.synthetic_faces(8, seed={REFERENCE_SEED})",
                 "tta": "tencrop", "logits": logits.tolist()}, ref)

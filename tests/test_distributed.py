@@ -7,7 +7,7 @@ import sys
 import pytest
 import torch
 
-import engine
+import inference
 import k_fold_train
 import models
 import preprocess_fer2013
@@ -39,7 +39,7 @@ def test_torchrun_two_processes(odd_h5, tmp_path):
     model = models.model_from_checkpoint(ck)
     for split in ("PublicTest", "PrivateTest"):
         x, y = H5Dataset(odd_h5).load(split)
-        ev = engine.evaluate(model, x, y)
+        ev = inference.evaluate(model, x, y)
         if rows[-1][f"{split}_acc"] == "":  # PrivateTest is scored only when PublicTest improves
             continue
         assert abs(ev["acc"] - float(rows[-1][f"{split}_acc"])) < 1e-3

@@ -6,7 +6,7 @@ import sys
 import pytest
 import torch
 
-import engine
+import inference
 import models
 from conftest import ROOT
 from utils import load_checkpoint
@@ -24,7 +24,7 @@ def test_released_weights_reproduce_reference_outputs():
     assert ck["metrics"]["selected_by"] == "PublicTest" and "command" in ck
     model = models.model_from_checkpoint(ck).eval()
     ref = json.load(open(REFERENCE))
-    logits = engine.predict_logits(model, reference_input())
+    logits = inference.predict_logits(model, reference_input())
     assert torch.allclose(logits, torch.tensor(ref["logits"]), atol=1e-4, rtol=0)
 
 

@@ -1,3 +1,4 @@
+import argparse
 import csv
 import os
 import signal
@@ -9,6 +10,7 @@ import torch
 
 import config
 import engine
+import inference
 import mainpro_FER
 from conftest import ROOT, run_script
 from data_io import DataError
@@ -245,8 +247,8 @@ def test_a_run_folder_has_one_writer(synthetic_h5, tmp_path):
     holder = subprocess.Popen([sys.executable, "-c", f"""
 import sys, time
 sys.path.insert(0, {ROOT!r})
-import engine
-f = engine.claim_run_folder({str(tmp_path / "run")!r})
+import utils
+f = utils.claim_run_folder({str(tmp_path / "run")!r})
 print("locked", flush=True)
 time.sleep(60)
 """], stdout=subprocess.PIPE, text=True)
@@ -314,3 +316,46 @@ def test_schedules_match_torchs_own_curves():
         o, max_lr=0.05, total_steps=total, pct_start=0.25, anneal_strategy="linear", div_factor=10,
         final_div_factor=100, cycle_momentum=False), total)
     assert (ours - theirs).abs().max() < 0.05 * 0.9 / (0.25 * total) + 1e-9  # one step of the warm-up ramp
+
+
+@pytest.mark.parametrize("amx,avx,expect", [(True, False, ("bf16", True)), (False, True, ("bf16", True)),
+                                             (False, False, ("none", False))])
+def test_amp_auto_follows_the_cpus_bf16(monkeypatch, amx, avx, expect):
+    """--amp auto on a CPU: bf16 autocast + channels_last only with native bf16 (AMX or AVX512-BF16)."""
+    flags = {"_is_amx_tile_supported": amx, "_is_avx512_bf16_supported": avx}
+    monkeypatch.setattr(inference, "_cpu_flag", lambda probe, flag: flags[probe])
+    args = argparse.Namespace(amp="auto", channels_last=False)
+    line = inference.resolve_precision(args, torch.device("cpu"))
+    assert (args.amp, args.channels_last) == expect
+    assert ("AMX" if amx else "AVX512-BF16" if avx else "no native bf16") in args.precision_why
+    assert line.startswith("precision: " + ("bf16 autocast + channels_last" if expect[0] == "bf16" else "fp32"))
+    # a typed setting is kept as it is
+    typed = argparse.Namespace(amp="none", channels_last=False)
+    inference.resolve_precision(typed, torch.device("cpu"))
+    assert (typed.amp, typed.channels_last, typed.precision_why) == ("none", False, "--amp none")
+
+
+def test_run_records_its_precision_and_later_scoring_uses_it(synthetic_h5, tmp_path, monkeypatch):
+    monkeypatch.setattr(inference, "_cpu_flag", lambda probe, flag: probe == "_is_avx512_bf16_supported")
+    train(synthetic_h5, tmp_path, "--recipe", "fast", "--epochs", "1")
+    import json
+    saved = json.load(open(tmp_path / "config.json"))["args"]
+    assert saved["amp"] == "bf16" and saved["channels_last"] and "AVX512-BF16" in saved["precision_why"]
+    ck = load_checkpoint(tmp_path / "best.pth")
+    assert inference.run_precision(ck, "cpu") == (torch.bfloat16, "bf16", True)
+    # a run saved before auto was resolved recorded 'auto': that meant fp32 on a CPU
+    assert inference.run_precision({"args": {"amp": "auto"}}, "cpu") == (None, "fp32", False)
+
+
+def test_select_last_scores_only_its_window_with_ten_crops(synthetic_h5, tmp_path, capsys):
+    """--select-last 2 of 5 epochs: epochs 4-5 are scored with 10 crops and may be chosen; earlier
+    evaluations are a centre-crop curve of PublicTest that chooses nothing."""
+    train(synthetic_h5, tmp_path, "--recipe", "fast", "--epochs", "5", "--select-last", "2", "--eval-every", "1")
+    r = rows(tmp_path)
+    assert [bool(x["PublicTest_acc"]) for x in r] == [False, False, False, True, True]
+    assert [bool(x["PublicTest_center_acc"]) for x in r] == [True, True, True, False, False]
+    assert load_checkpoint(tmp_path / "best.pth")["epoch"] in (4, 5)
+    with pytest.raises(SystemExit):
+        train(synthetic_h5, tmp_path / "bad", "--recipe", "fast", "--epochs", "5", "--select-last", "6")
+    assert "--select-last 6: must be between 0 and --epochs (5)" in capsys.readouterr().err
+    assert not os.path.exists(tmp_path / "bad" / "metrics.csv")
