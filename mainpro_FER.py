@@ -18,7 +18,8 @@ from data_io import DataError, cli_error
 from dataset import H5Dataset
 from utils import finish_distributed, init_distributed, is_main_process, pick_device, seed_everything
 
-RECIPES = {"published": config.PUBLISHED_FER, "fast": config.FAST_FER, "cpu": config.CPU_FER}
+RECIPES = {"published": config.PUBLISHED_FER, "fast": config.FAST_FER, "cpu": config.CPU_FER,
+           "cpu-short": config.CPU_SHORT_FER}
 
 
 def build_parser():
@@ -59,6 +60,7 @@ def main(argv=None):
         summary = engine.fit(model, train, evals, args, info, select="PublicTest" if "PublicTest" in evals else None)
         log(engine.format_summary(summary))
         finish_distributed()
+        return summary
     except (DataError, engine.TrainingDiverged) as e:
         cli_error(str(e), code=3 if isinstance(e, engine.TrainingDiverged) else 2)
 
