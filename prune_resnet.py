@@ -5,7 +5,7 @@
 Same flags and outputs as prune_vgg.py; the residual widths are kept so every shortcut still
 adds tensors of the same shape. Fine-tune the result with fer_vgg_prune.py.
 """
-import prune
+import prune_cli
 
 if __name__ == "__main__":
-    prune.main(family="Resnet", doc=__doc__)
+    prune_cli.main(family="Resnet", doc=__doc__)

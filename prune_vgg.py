@@ -9,7 +9,7 @@ new cfg, checked to match the masked original. Writes pruned.pth, prune_report.j
 per-layer widths, parameters, multiply-adds, file size and the 10-crop accuracy before
 fine-tuning. An already pruned checkpoint can be pruned again.
 """
-import prune
+import prune_cli
 
 if __name__ == "__main__":
-    prune.main(family="VGG", doc=__doc__)
+    prune_cli.main(family="VGG", doc=__doc__)

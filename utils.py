@@ -1,5 +1,6 @@
 """Shared helpers: devices, seeding and RNG state, atomic checkpoints, meters, metrics CSV."""
 import csv
+import fcntl
 import json
 import os
 import random
@@ -228,3 +229,26 @@ def face_latency_fn(model):
             model(x)
     return run
 
+
+def claim_run_folder(out):
+    """An exclusive lock on ``out/.lock`` for this process's lifetime, or one DataError line."""
+    f = open(os.path.join(out, ".lock"), "a+")
+    try:
+        fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        f.seek(0)
+        holder = f.read().strip() or "?"
+        f.close()
+        raise DataError(f"{out} is in use by another training process (pid {holder}); wait for it or use another --out") from None
+    f.seek(0)
+    f.truncate()
+    f.write(str(os.getpid()))
+    f.flush()
+    return f
+
+
+def check_classes(have, have_what, want, want_what):
+    """Stop with one line when two class lists differ (a CK+ model on FER2013 data, a teacher of
+    other classes): 7 outputs each would otherwise be compared or distilled silently."""
+    if list(have) != list(want):
+        raise DataError(f"{have_what} has classes {list(have)} but {want_what} has {list(want)}; they must match")

@@ -18,11 +18,11 @@ import os
 from common import ROOT, machine, private_test_scores, record
 
 import config  # noqa: E402
-import engine  # noqa: E402
+import inference  # noqa: E402
 import fer_vgg_prune  # noqa: E402
 import mainpro_FER  # noqa: E402
 import models  # noqa: E402
-import prune  # noqa: E402
+import prune_cli  # noqa: E402
 from dataset import H5Dataset  # noqa: E402
 from utils import load_checkpoint, pick_device  # noqa: E402
 
@@ -41,7 +41,7 @@ def run(args, value):
         mainpro_FER.main([*common, "--out", parent, "--model", args.model, "--width", str(args.width),
                           "--recipe", args.recipe, "--epochs", str(args.epochs), *sparsity])
     if not os.path.exists(os.path.join(pruned, "pruned.pth")):
-        prune.main(["--checkpoint", os.path.join(parent, "best.pth"), "--out", pruned, "--percent", str(args.percent),
+        prune_cli.main(["--checkpoint", os.path.join(parent, "best.pth"), "--out", pruned, "--percent", str(args.percent),
                     "--no-eval"], family="VGG" if args.model.startswith("VGG") else "Resnet")
     if not os.path.exists(os.path.join(pruned, "summary.json")):
         print(f"== {value}: fine-tune", flush=True)
@@ -55,7 +55,7 @@ def public_before_finetune(args, value, device, data):
     cache = os.path.join(pruned, "public_before_finetune.json")
     if not os.path.exists(cache):
         net = models.model_from_checkpoint(load_checkpoint(os.path.join(pruned, "pruned.pth"))).to(device)
-        acc = engine.evaluate(net, *data.load("PublicTest", device), config.eval_batch_size("auto", device))["acc"]
+        acc = inference.evaluate(net, *data.load("PublicTest", device), config.eval_batch_size("auto", device))["acc"]
         with open(cache, "w") as f:
             json.dump({"PublicTest": acc}, f)
     with open(cache) as f:

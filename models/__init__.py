@@ -3,6 +3,17 @@
 Every constructor takes ``cfg=None, num_classes=7, in_channels=1`` so a pruned network is
 rebuilt from the ``arch``, ``cfg`` and ``model_args`` (ResNet: its stage widths) stored in its
 checkpoint.
+
+Slimming protocol: an architecture that network slimming (prune.py) can cut says where its
+channels may be removed, so adding one touches only this package (``register``):
+
+    model.slimming_units() -> [{"label": "conv3",          # for reports
+                                "bn": "features.7",         # BatchNorm2d whose scales are pulled and thresholded
+                                "producer": "features.6",   # conv whose output channels those are
+                                "consumers": ["features.9"]}, ...]  # convs / linears reading them as inputs
+    model.pruned(kept) -> an untrained model of the same family with kept[i] channels in unit i
+
+Module names are those of ``named_modules()``; the pruned model must use the same names.
 """
 from functools import partial
 
@@ -11,6 +22,11 @@ from .vgg import VGG, VGG_CFGS
 
 MODELS = {name: partial(VGG, name) for name in VGG_CFGS}
 MODELS.update({"Resnet18": partial(ResNet, "Resnet18"), "Resnet34": partial(ResNet, "Resnet34")})
+
+
+def register(name, constructor):
+    """Make ``constructor(cfg=None, num_classes=7, in_channels=1, **model_args)`` known as ``name``."""
+    MODELS[name] = constructor
 
 
 def canonical_name(name):
@@ -55,4 +71,4 @@ def model_from_checkpoint(ckpt):
 
 
 __all__ = ["MODELS", "VGG", "ResNet", "build_model", "canonical_name", "default_cfg", "model_from_checkpoint",
-           "scale_cfg", "scaled"]
+           "register", "scale_cfg", "scaled"]

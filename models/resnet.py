@@ -2,7 +2,7 @@
 
 ``cfg`` lists the inner width of each BasicBlock (the channels between its two convs), the
 only widths network slimming changes. ``planes`` are the residual widths of the stem and the four
-stages (64/128/256/512 by default; ``models.scale_model_args`` narrows them for a CPU-sized net);
+stages (64/128/256/512 by default; ``models.scaled`` narrows them for a CPU-sized net);
 pruning keeps them, so the shortcut additions stay consistent. ``cfg=None`` is the unpruned
 network: every inner width equals its stage's width.
 """
@@ -35,8 +35,14 @@ def default_cfg(name="Resnet18", planes=STAGE_WIDTHS):
 
 
 class ResNet(nn.Module):
-    def __init__(self, name="Resnet18", cfg=None, num_classes=7, in_channels=1, dropout=0.5, planes=None):
+    def __init__(self, name="Resnet18", cfg=None, num_classes=7, in_channels=1, dropout=0.5, planes=None,
+                 input_affine=None, pool_window=None):
         super().__init__()
+        # for networks imported from the original code (import_original.py): its input scaling, and
+        # its head's fixed 4x4 average pool (on a 6x6 map it sees only the top-left 4x4 corner)
+        self.input_affine = list(input_affine) if input_affine is not None else None
+        self.pool_window = pool_window
+        self.name = name
         blocks = BLOCKS_PER_STAGE[name]
         self.planes = list(planes) if planes is not None else list(STAGE_WIDTHS)
         if len(self.planes) != 4 or min(self.planes) < 1:
@@ -60,9 +66,25 @@ class ResNet(nn.Module):
     @property
     def model_args(self):
         """What a checkpoint must carry, besides arch and cfg, to rebuild this network."""
-        return {"planes": self.planes}
+        extra = {k: v for k, v in (("input_affine", self.input_affine), ("pool_window", self.pool_window))
+                 if v is not None}
+        return {"planes": self.planes, **extra}
+
+    # Network slimming (prune.py asks the model; see models/__init__.py, "Slimming protocol")
+    def slimming_units(self):
+        """Only each block's inner channels (conv1 -> bn1 -> conv2) are prunable: every other width
+        is tied to a residual sum."""
+        return [{"label": f"block{i + 1}.inner", "bn": f"layers.{i}.bn1", "producer": f"layers.{i}.conv1",
+                 "consumers": [f"layers.{i}.conv2"]} for i in range(len(self.layers))]
+
+    def pruned(self, kept):
+        """An untrained ResNet of the same depth and stage widths with the given inner widths."""
+        return ResNet(self.name, cfg=list(kept), num_classes=self.classifier.out_features,
+                      in_channels=self.conv1.in_channels, dropout=self.dropout.p, **self.model_args)
 
     def forward(self, x):  # x: (B, in_channels, 44, 44)
-        x = F.relu(self.bn1(self.conv1(x)))
-        x = self.pool(self.layers(x)).flatten(1)  # (B, planes[-1])
+        if self.input_affine is not None:
+            x = x * self.input_affine[0] + self.input_affine[1]
+        x = self.layers(F.relu(self.bn1(self.conv1(x))))  # (B, planes[-1], 6, 6)
+        x = (self.pool(x) if self.pool_window is None else F.avg_pool2d(x, self.pool_window)).flatten(1)
         return self.classifier(self.dropout(x))

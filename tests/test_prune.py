@@ -1,3 +1,4 @@
+import argparse
 import json
 import os
 
@@ -10,6 +11,7 @@ import fer_vgg_prune
 import mainpro_FER
 import models
 import prune
+import prune_cli
 from conftest import run_script
 from utils import load_checkpoint
 
@@ -63,7 +65,7 @@ def test_layer_table_macs(arch):
     for r, keep in zip(rows, masks):
         assert r["macs_pruned"] <= r["macs"] * int(keep.sum()) / len(keep) + 1e-6
         assert r["median_abs_gamma"] >= 0
-    text = prune.format_report({"arch": arch, "percent": 0.5, "threshold": 0.1, "min_channels": 4, "layers": rows,
+    text = prune_cli.format_report({"arch": arch, "percent": 0.5, "threshold": 0.1, "min_channels": 4, "layers": rows,
                                 "unpruned": {"params": 1, "macs": prune.count_macs(m), "weights_mb": 1.0},
                                 "pruned": {"params": 1, "macs": 1, "weights_mb": 1.0},
                                 "ratios": {"params": 1.0, "macs": 1.0, "weights_mb": 1.0}, "accuracy_10crop": {},
@@ -108,7 +110,7 @@ def test_l1_only_on_prunable_scales_resnet(tmp_path):
 def test_auto_sparsity_zeroes_an_undefended_scale_on_schedule(schedule, zero_at, momentum, wd):
     """--s auto: torch's own SGD, with only weight decay and the L1 term acting on a scale, takes it
     from 1 to zero at the asked fraction of the run, on any schedule."""
-    args = engine.argparse.Namespace(**dict(config.PUBLISHED_FER, schedule=schedule, epochs=20, lr=0.05,
+    args = argparse.Namespace(**dict(config.PUBLISHED_FER, schedule=schedule, epochs=20, lr=0.05,
                                             decay_start=5, decay_every=2, momentum=momentum, wd=wd))
     steps = 50
     factor = engine.lr_factor(args, steps)
@@ -135,7 +137,7 @@ def test_auto_sparsity_zeroes_an_undefended_scale_on_schedule(schedule, zero_at,
 def test_unaided_scale_matches_the_calibration_threshold():
     """The 10-epoch s=1e-3 calibration run (../shared/CALIBRATION.md) pruned at threshold 0.247:
     the median scale had no say in the loss and ended where weight decay and L1 alone leave it."""
-    args = engine.argparse.Namespace(**dict(config.PUBLISHED_FER, schedule="onecycle", lr=0.05, epochs=10))
+    args = argparse.Namespace(**dict(config.PUBLISHED_FER, schedule="onecycle", lr=0.05, epochs=10))
     steps = -(-28709 // 128)
     plan = prune.sparsity_plan(1e-3, None, args.lr, engine.lr_factor(args, steps), 10 * steps, 5e-4, 0.9)
     assert plan["unaided_scale_at_end"] == pytest.approx(0.247, abs=0.01)
@@ -170,7 +172,7 @@ def test_sparsity_train_prune_finetune_end_to_end(synthetic_h5, tmp_path, capsys
     sp = json.load(open(base / "config.json"))["args"]["sparsity"]  # the pull is on record
     assert sp["s"] == 1e-3 and sp["l1_pull"] == pytest.approx(1e-3 * sp["lr_sum"]) and 0 < sp["wd_shrink"] < 1
     save = tmp_path / "pruned"
-    report = prune.main(["--model", str(base / "best.pth"), "--percent", "0.5", "--save", str(save),
+    report = prune_cli.main(["--model", str(base / "best.pth"), "--percent", "0.5", "--save", str(save),
                          "--device", "cpu"], family="VGG")
     assert report["ratios"]["params"] > 2 and report["max_abs_diff_masked_vs_compact"] < 1e-4
     assert set(report["accuracy_10crop"]) == {"unpruned", "pruned"}
@@ -193,7 +195,7 @@ def test_sparsity_train_prune_finetune_end_to_end(synthetic_h5, tmp_path, capsys
     assert cfg["teacher"] == str(base / "best.pth") and cfg["kd_alpha"] == 0.7
     assert load_checkpoint(kd / "best.pth")["metrics"]["at_best"]["PublicTest"] > 14.3
     # prune again from an already pruned checkpoint
-    again = prune.main(["--model", str(save / "best.pth"), "--percent", "0.3", "--save", str(tmp_path / "p2"),
+    again = prune_cli.main(["--model", str(save / "best.pth"), "--percent", "0.3", "--save", str(tmp_path / "p2"),
                         "--no-eval"], family="VGG")
     assert sum(l["total"] for l in again["layers"]) == sum(l["kept"] for l in report["layers"])
 
@@ -213,3 +215,81 @@ def test_prune_bad_inputs(tmp_path):
     r = run_script("prune_resnet.py", "--model", str(tmp_path / "r.pth"), "--no-eval", "--save", str(tmp_path / "rp"))
     assert r.returncode == 0, r.stderr
     assert load_checkpoint(tmp_path / "rp" / "pruned.pth")["arch"] == "Resnet18"
+
+
+def test_auto_sparsity_is_capped_where_the_schedule_is_too_short():
+    """A short, low-lr schedule would need a huge s to zero a scale by mid-run; auto stops at s_max
+    and says so, a given s is never capped."""
+    args = argparse.Namespace(**dict(config.FAST_FER, epochs=6))
+    factor = engine.lr_factor(args, 9)
+    free = prune.sparsity_plan("auto", 0.5, args.lr, factor, 54, args.wd, args.momentum)
+    capped = prune.sparsity_plan("auto", 0.5, args.lr, factor, 54, args.wd, args.momentum, s_max=2e-3)
+    assert free["s"] > 0.1 and free["capped_from"] is None
+    assert capped["s"] == 2e-3 and capped["capped_from"] == pytest.approx(free["s"])
+    assert capped["unaided_scale_at_end"] > 0.9  # too weak to zero anything on this schedule: reported
+    given = prune.sparsity_plan(0.5, None, args.lr, factor, 54, args.wd, args.momentum, s_max=2e-3)
+    assert given["s"] == 0.5 and given["capped_from"] is None
+
+
+def test_synthetic_sparsity_parent_learns(synthetic_h5, tmp_path):
+    """run.sh's demo: the sparsity parent on a short schedule must learn like the parent without
+    sparsity. Without the cap (--s-max 1) --s auto picks s ~ 0.45 here and the parent collapses to
+    chance, the failure this guards against."""
+    import mainpro_FER
+    small = ["--data", synthetic_h5, "--model", "VGG11", "--width", "0.125", "--device", "cpu", "--eval-bs", "512",
+             "--recipe", "fast", "--epochs", "6", "--tune"]
+    acc = {}
+    for name, extra in (("plain", []), ("sr", ["--sr"]), ("uncapped", ["--sr", "--s-max", "1"])):
+        s = mainpro_FER.main([*small, "--out", str(tmp_path / name), *extra])
+        acc[name] = s["honest"]["PublicTest"]
+    assert acc["plain"] > 60
+    assert acc["sr"] > acc["plain"] - 10, acc
+    assert acc["uncapped"] < 30, acc  # the guard is what makes the difference
+
+
+class TwoConvNet(torch.nn.Module):
+    """A new architecture declared in a test: two conv+BN blocks, the second read by the classifier.
+    Only models/ is touched to add it (models.register), never prune.py."""
+
+    def __init__(self, cfg=None, num_classes=7, in_channels=1):
+        super().__init__()
+        self.cfg = list(cfg or [6, 5])
+        self.conv_a = torch.nn.Conv2d(in_channels, self.cfg[0], 3, padding=1, bias=False)
+        self.bn_a = torch.nn.BatchNorm2d(self.cfg[0])
+        self.conv_b = torch.nn.Conv2d(self.cfg[0], self.cfg[1], 3, stride=2, padding=1, bias=True)
+        self.bn_b = torch.nn.BatchNorm2d(self.cfg[1])
+        self.classifier = torch.nn.Linear(self.cfg[1], num_classes)
+        self.model_args = {}
+
+    def slimming_units(self):
+        return [{"label": "a", "bn": "bn_a", "producer": "conv_a", "consumers": ["conv_b"]},
+                {"label": "b", "bn": "bn_b", "producer": "conv_b", "consumers": ["classifier"]}]
+
+    def pruned(self, kept):
+        return TwoConvNet(cfg=kept, num_classes=self.classifier.out_features, in_channels=self.conv_a.in_channels)
+
+    def forward(self, x):  # (B, 1, 44, 44)
+        x = torch.relu(self.bn_a(self.conv_a(x)))
+        x = torch.relu(self.bn_b(self.conv_b(x)))  # (B, C_b, 22, 22)
+        return self.classifier(x.mean((2, 3)))
+
+
+def test_a_newly_registered_architecture_sparsity_trains_prunes_and_rebuilds(synthetic_h5, tmp_path, monkeypatch):
+    monkeypatch.setitem(models.MODELS, "TwoConvNet", TwoConvNet)  # what models.register does, undone after
+    base = tmp_path / "run"
+    mainpro_FER.main(["--data", synthetic_h5, "--out", str(base), "--model", "TwoConvNet", "--device", "cpu",
+                      "--recipe", "fast", "--epochs", "1", "--sr", "--s", "1e-3", "--eval-bs", "512"])
+    ck = load_checkpoint(base / "best.pth")
+    assert ck["arch"] == "TwoConvNet" and json.load(open(base / "config.json"))["args"]["s"] == 1e-3
+    report = prune_cli.main(["--checkpoint", str(base / "best.pth"), "--percent", "0.4", "--min-channels", "1",
+                             "--out", str(tmp_path / "pruned"), "--device", "cpu"])
+    assert report["max_abs_diff_masked_vs_compact"] < 1e-5
+    assert sum(report["cfg_after"]) == sum(report["cfg_before"]) - int(0.4 * 11)
+    assert [row["layer"] for row in report["layers"]] == ["a", "b"]
+    rebuilt = models.model_from_checkpoint(load_checkpoint(tmp_path / "pruned" / "pruned.pth"))
+    assert rebuilt.cfg == report["cfg_after"] and prune.n_params(rebuilt) == report["pruned"]["params"]
+
+
+def test_an_architecture_without_slimming_units_is_refused_in_one_line():
+    with pytest.raises(TypeError, match="Linear does not declare slimming_units"):
+        prune.prunable_bns(torch.nn.Linear(2, 2))
