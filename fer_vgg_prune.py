@@ -16,7 +16,7 @@ import engine
 import models
 from data_io import DataError, cli_error
 from dataset import H5Dataset
-from utils import load_checkpoint, pick_device, seed_everything
+from utils import check_classes, load_checkpoint, pick_device, seed_everything
 
 # fine-tuning starts from trained weights: a shorter cosine schedule, no warm-up
 FINETUNE = dict(config.PUBLISHED_FER, epochs=60, lr=0.01, schedule="cosine", warmup=0)
@@ -70,16 +70,14 @@ def main(argv=None):
         device = pick_device(args.device)
         seed_everything(args.seed)
         model = models.model_from_checkpoint(pruned).to(device)
-        if pruned["num_classes"] != data.num_classes:
-            raise DataError(f"{args.checkpoint} has {pruned['num_classes']} classes but {data.path} has {data.num_classes}")
+        check_classes(pruned["class_names"], args.checkpoint, data.class_names, data.path)
         teacher = None
         if args.teacher:
             if not 0 < args.kd_alpha <= 1 or not args.kd_t > 0:
                 raise DataError(f"--kd-alpha {args.kd_alpha} / --kd-t {args.kd_t}: need 0 < A <= 1 and T > 0")
             tck = load_checkpoint(args.teacher)
-            if tck["num_classes"] != data.num_classes:
-                raise DataError(f"--teacher {args.teacher} has {tck['num_classes']} classes, {data.path} has "
-                                f"{data.num_classes}")
+            check_classes(tck["class_names"], f"--teacher {args.teacher}", pruned["class_names"],
+                          f"the student {args.checkpoint}")
             teacher = models.model_from_checkpoint(tck).to(device).eval()
             for p in teacher.parameters():
                 p.requires_grad_(False)
