@@ -132,6 +132,10 @@ def add_train_args(ap, recipes, default_recipe):
                         "loss does not defend to zero at --s-zero-at of the schedule (default: auto)")
     o.add_argument("--s-zero-at", type=float, default=0.5, metavar="F",
                    help="--s auto: fraction of the run at which an undefended scale reaches zero (default: 0.5)")
+    o.add_argument("--sr-cost", default="uniform", choices=("uniform", "macs"),
+                   help="--sr pull per channel: uniform (Liu et al.) or macs = weighted by the multiply-adds the "
+                        "channel costs (MorphNet's FLOP regulariser), normalised so --s means the same total pull "
+                        "(default: uniform)")
     o.add_argument("--s-max", type=float, default=S_AUTO_MAX, metavar="S",
                    help="--s auto never picks more than S: a stronger pull outweighs the loss and the network "
                         "collapses (on a schedule too short to zero the scales by --s-zero-at under S, they end "

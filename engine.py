@@ -67,7 +67,7 @@ def make_generators(seed, device):
 
 
 def train_one_epoch(model, x, y, optimizer, scheduler, args, gens, scaler=None, dtype=None, desc="train",
-                    after_step=None, l1_scales=(), teacher=None):
+                    after_step=None, l1_scales=(), teacher=None, l1_weights=None):
     """x: uint8 (N, 1, 48, 48) on the device; returns loss, accuracy and data/compute seconds.
 
     ``after_step()`` runs after every optimizer step (the weight average's update);
@@ -109,7 +109,7 @@ def train_one_epoch(model, x, y, optimizer, scheduler, args, gens, scaler=None, 
         if args.clip:
             nn.utils.clip_grad_value_(model.parameters(), args.clip)
         if args.sr:
-            prune.add_bn_l1_subgradient(l1_scales, args.s)
+            prune.add_bn_l1_subgradient(l1_scales, args.s, l1_weights)
         if scaler is not None:
             scaler.step(optimizer)
             scaler.update()
@@ -195,9 +195,12 @@ def fit(model, train, evals, args, model_info, select="PublicTest", log=print, t
     for epoch in range(start + 1, args.epochs + 1):
         t0 = time.perf_counter()
         lr = optimizer.param_groups[0]["lr"]
+        # --sr-cost macs: a channel's pull follows what it costs at this epoch's live widths
+        l1_weights = prune.sparsity_weights(model, args.sr_cost) if args.sr else None
         try:
             tr = train_one_epoch(run_model, *train, optimizer, scheduler, args, gens, scaler, dtype,
                                  desc=f"epoch {epoch}/{args.epochs}", l1_scales=l1_scales, teacher=teacher,
+                                 l1_weights=l1_weights,
                                  after_step=None if ema is None else lambda: ema.update_parameters(model))
         except TrainingDiverged as e:
             raise TrainingDiverged(f"{e} at epoch {epoch} (lr {lr:.3g}); stopped. The last good checkpoint "

@@ -71,7 +71,8 @@ def plot_prune(folders, split="PrivateTest"):
             raise DataError(f"{rp} not found: run prune_vgg.py/prune_resnet.py with --save {d} first")
         with open(rp) as f:
             r = json.load(f)
-        thresholds.append((r["percent"], r["threshold"]))
+        if r.get("threshold") is not None:  # --target-macs prunes without one global threshold
+            thresholds.append((r["percent"], r["threshold"]))
         if gammas is None and r.get("abs_gamma"):
             gammas = [v for layer in r["abs_gamma"] for v in layer]
         if not points:  # the unpruned source, once

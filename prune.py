@@ -42,15 +42,16 @@ def producing_convs(model):
     return [u["producer"] for u in slimming_units(model)]
 
 
-def add_bn_l1_subgradient(scales, s):
-    """Network slimming's L1 term: add s * sign(gamma) to the grad of each BN scale in ``scales``.
+def add_bn_l1_subgradient(scales, s, weights=None):
+    """Network slimming's L1 term: add s * weight * sign(gamma) to the grad of each BN scale.
 
     ``scales`` are the weights of ``prunable_bns(model)``: a scale that pruning can never remove
     (a ResNet stem, a block's second BN, a shortcut) gains nothing from being pulled to zero.
+    ``weights`` (one per layer, default 1): ``sparsity_weights``, the compute-aware pull.
     """
-    for w in scales:
+    for k, w in enumerate(scales):
         if w.grad is not None:
-            w.grad.add_(torch.sign(w.detach()), alpha=s)
+            w.grad.add_(torch.sign(w.detach()), alpha=s * (weights[k] if weights is not None else 1.0))
 
 
 def setup_sparsity(model, args, factor, total_steps, log=print):
@@ -61,13 +62,18 @@ def setup_sparsity(model, args, factor, total_steps, log=print):
                          args.wd, args.momentum, s_max=getattr(args, "s_max", S_AUTO_MAX))
     args.s, args.sparsity = plan["s"], plan
     scales = [bn.weight for bn in prunable_bns(model)]
+    args.sr_cost = getattr(args, "sr_cost", None) or "uniform"
+    plan["cost"] = args.sr_cost
+    plan["weights_at_start"] = [round(w, 4) for w in sparsity_weights(model, args.sr_cost)]
     rule = f"auto, zero at {args.s_zero_at:g} of the run" if args.s_rule == "auto" else "given"
     if plan.get("capped_from"):
         rule = (f"auto would pick {plan['capped_from']:.3g} on a schedule this short, more than the loss can "
                 f"resist; capped at --s-max {plan['s']:.3g}")
     log(f"sparsity: s = {plan['s']:.3g} ({rule}); L1 pull s*sum(lr) = {plan['l1_pull']:.3g} "
         f"({plan['l1_pull_with_momentum']:.3g} with momentum), weight decay alone leaves x{plan['wd_shrink']:.3f}; "
-        f"an undefended scale ends at {plan['unaided_scale_at_end']:.3f}; L1 on {len(scales)} prunable BatchNorm layers")
+        f"an undefended scale ends at {plan['unaided_scale_at_end']:.3f}; L1 on {len(scales)} prunable BatchNorm layers"
+        + ("" if args.sr_cost == "uniform" else f", weighted by the multiply-adds of a channel (now "
+                                                  f"{', '.join(f'{w:.2f}' for w in plan['weights_at_start'])})"))
     return scales
 
 
@@ -132,11 +138,24 @@ def sparsity_plan(s, zero_at, lr, factor, total_steps, wd, momentum, s_max=None)
             "unaided_scale_at_end": unaided_scale(s, total, wd, momentum)}
 
 
-def channel_masks(model, percent, min_channels=8):
+def round_up(keep, gammas, round_to):
+    """Grow a keep-mask to a multiple of ``round_to`` channels (or the whole layer) by adding the
+    largest dropped |gamma|: oneDNN's fast kernels want channel counts like 8, 16, 24."""
+    n, width = int(keep.sum()), len(keep)
+    want = min(width, -(-n // round_to) * round_to) if round_to > 1 else n
+    if want > n:
+        extra = torch.where(keep, torch.full_like(gammas, -1.0), gammas).topk(want - n).indices
+        keep = keep.clone()
+        keep[extra] = True
+    return keep
+
+
+def channel_masks(model, percent, min_channels=8, round_to=1):
     """Bool keep-mask per prunable BN: one global |gamma| threshold prunes ``percent`` of channels.
 
     A layer keeps at least ``min(min_channels, its width)`` channels (its largest |gamma|), so a
-    high ratio never empties a layer. Returns (masks, threshold).
+    high ratio never empties a layer, and a multiple of ``round_to`` (rounded up). Returns
+    (masks, threshold).
     """
     if not 0 <= percent < 1:
         raise ValueError(f"--percent {percent}: must be in [0, 1)")
@@ -152,8 +171,112 @@ def channel_masks(model, percent, min_channels=8):
         if keep.sum() < floor:
             keep = torch.zeros_like(keep)
             keep[torch.topk(g, floor).indices] = True
-        masks.append(keep)
+        masks.append(round_up(keep, g, round_to))
     return masks, threshold
+
+
+# ----------------------------------------------------------------------------------------
+# What a channel costs (MorphNet's FLOP regulariser, Gordon et al., CVPR 2018)
+
+def cost_model(model, size=44):
+    """Per module name: (C, inputs, outputs) with C = H_out * W_out * k_h * k_w (1 for a linear),
+    so that the module's multiply-adds are C * inputs * outputs; plus the slimming units by name."""
+    geometry, names = {}, {m: n for n, m in model.named_modules()}
+
+    def hook(m, inp, out):
+        if isinstance(m, nn.Conv2d):
+            geometry[names[m]] = (out.shape[2] * out.shape[3] * m.kernel_size[0] * m.kernel_size[1] / m.groups,
+                                  m.in_channels, m.out_channels)
+        else:
+            geometry[names[m]] = (1.0, m.in_features, m.out_features)
+    handles = [m.register_forward_hook(hook) for m in model.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
+    was, first = model.training, next(m for m in model.modules() if isinstance(m, (nn.Conv2d, nn.Linear)))
+    model.eval()
+    c_in = first.in_channels if isinstance(first, nn.Conv2d) else first.in_features
+    with torch.no_grad():
+        model(torch.zeros(1, c_in, size, size, device=next(model.parameters()).device))
+    model.train(was)
+    for h in handles:
+        h.remove()
+    return geometry, model.slimming_units()
+
+
+def macs_with(costs, kept):
+    """Multiply-adds of the model with ``kept[i]`` channels in slimming unit i."""
+    geometry, units = costs
+    out_n = {u["producer"]: k for u, k in zip(units, kept)}
+    in_n = {c: k for u, k in zip(units, kept) for c in u["consumers"]}
+    return sum(c * in_n.get(name, i) * out_n.get(name, o) for name, (c, i, o) in geometry.items())
+
+
+def channel_costs(costs, kept):
+    """Multiply-adds one more channel of each unit costs, at the given widths: its producer's
+    C x (live inputs) plus each consumer's C x (live outputs)."""
+    geometry, units = costs
+    out_n = {u["producer"]: k for u, k in zip(units, kept)}
+    in_n = {c: k for u, k in zip(units, kept) for c in u["consumers"]}
+    per = []
+    for u in units:
+        c, i, _ = geometry[u["producer"]]
+        cost = c * in_n.get(u["producer"], i)
+        for name in u["consumers"]:
+            cc, _, o = geometry[name]
+            cost += cc * out_n.get(name, o)
+        per.append(cost)
+    return per
+
+
+def macs_target_masks(model, keep_fraction, min_channels=8, round_to=1):
+    """Keep-masks that leave about ``keep_fraction`` of the multiply-adds, removing channels in
+    order of |gamma| per multiply-add freed (cheapest importance per unit of compute first), with
+    the costs updated as layers shrink. Layers keep ``min_channels`` and a multiple of
+    ``round_to`` (rounded up at the end, so the achieved fraction can sit a little above the
+    target). Returns (masks, achieved fraction)."""
+    if not 0 < keep_fraction <= 1:
+        raise ValueError(f"--target-macs {keep_fraction}: must be in (0, 1]")
+    costs = cost_model(model)
+    gammas = [bn.weight.detach().abs().cpu() for bn in prunable_bns(model)]
+    order = [g.argsort() for g in gammas]  # each layer's channels, weakest first
+    removed = [0] * len(gammas)
+    kept = [len(g) for g in gammas]
+    full = macs_with(costs, kept)
+    while macs_with(costs, kept) > keep_fraction * full:
+        per = channel_costs(costs, kept)
+        best, score = None, None
+        for i, g in enumerate(gammas):
+            if kept[i] <= min(min_channels, len(g)):
+                continue
+            s = g[order[i][removed[i]]].item() / max(per[i], 1e-12)
+            if score is None or s < score:
+                best, score = i, s
+        if best is None:  # every layer at its floor
+            break
+        removed[best] += 1
+        kept[best] -= 1
+    masks = []
+    for g, o, r in zip(gammas, order, removed):
+        keep = torch.ones(len(g), dtype=torch.bool)
+        keep[o[:r]] = False
+        masks.append(round_up(keep, g, round_to))
+    return masks, macs_with(costs, [int(k.sum()) for k in masks]) / full
+
+
+def sparsity_weights(model, mode="uniform", alive=1e-2):
+    """Per prunable BN layer, the factor on its L1 pull: 1 everywhere (``uniform``, Liu et al.) or
+    proportional to the multiply-adds one of its channels costs (``macs``), counting a channel
+    as alive where |gamma| > ``alive``. Normalised so the mean over all prunable channels is 1:
+    the total pull, and so what ``--s auto`` means, stays the same."""
+    bns = prunable_bns(model)
+    if mode == "uniform":
+        return [1.0] * len(bns)
+    if mode != "macs":
+        raise ValueError(f"--sr-cost {mode}: choose uniform or macs")
+    costs = cost_model(model)
+    live = [max(1, int((bn.weight.detach().abs() > alive).sum())) for bn in bns]
+    per = channel_costs(costs, live)
+    n = [bn.num_features for bn in bns]
+    mean = sum(c * k for c, k in zip(per, n)) / sum(n)
+    return [c / mean for c in per]
 
 
 def masked_model(model, masks):
@@ -263,5 +386,6 @@ def max_output_difference(a, b, device="cpu", n=8, seed=0):
 
 
 __all__ = ["add_bn_l1_subgradient", "setup_sparsity", "sparsity_plan", "auto_sparsity", "unaided_scale", "prunable_bns",
-           "producing_convs", "slimming_units", "channel_masks", "masked_model", "compact_model", "count_macs",
+           "producing_convs", "slimming_units", "channel_masks", "macs_target_masks", "round_up", "sparsity_weights",
+           "cost_model", "channel_costs", "macs_with", "masked_model", "compact_model", "count_macs",
            "n_params", "weights_mb", "layer_table", "max_output_difference"]

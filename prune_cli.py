@@ -14,8 +14,8 @@ import inference
 import models
 from data_io import DataError, cli_error
 from dataset import H5Dataset
-from prune import (channel_masks, compact_model, count_macs, layer_table, masked_model, max_output_difference,
-                   n_params, prunable_bns, weights_mb)
+from prune import (channel_masks, compact_model, count_macs, layer_table, macs_target_masks, masked_model,
+                   max_output_difference, n_params, prunable_bns, weights_mb)
 from utils import CHECKPOINT_FORMAT, check_classes, load_checkpoint, pick_device, save_checkpoint, write_json
 
 
@@ -24,6 +24,12 @@ def main(argv=None, family="VGG", doc=""):
     ap.add_argument("--checkpoint", "--model", dest="checkpoint", required=True, metavar="CKPT",
                     help="trained (ideally --sr) checkpoint, e.g. best.pth (--model: the original spelling)")
     ap.add_argument("--percent", type=float, default=0.5, metavar="P", help="fraction of channels to remove (default: 0.5)")
+    ap.add_argument("--target-macs", type=float, metavar="F",
+                    help="instead of --percent: keep about F of the multiply-adds (e.g. 0.5), removing channels in "
+                         "order of |gamma| per multiply-add they free")
+    ap.add_argument("--round-to", type=int, default=1, metavar="N",
+                    help="keep each layer's channels at a multiple of N (rounded up; 8 suits oneDNN's kernels) "
+                         "(default: 1)")
     ap.add_argument("--min-channels", type=int, default=8, metavar="N",
                     help="never keep fewer channels in a layer (default: 8)")
     ap.add_argument("--out", "--save", dest="out", metavar="DIR",
@@ -38,6 +44,10 @@ def main(argv=None, family="VGG", doc=""):
             raise DataError(f"--percent {args.percent}: must be in [0, 1)")
         if args.min_channels < 1:
             raise DataError(f"--min-channels {args.min_channels}: must be at least 1")
+        if args.round_to < 1:
+            raise DataError(f"--round-to {args.round_to}: must be at least 1")
+        if args.target_macs is not None and not 0 < args.target_macs <= 1:
+            raise DataError(f"--target-macs {args.target_macs}: must be in (0, 1]")
         ck = load_checkpoint(args.checkpoint)
         arch = ck["arch"]
         other = {"VGG": "Resnet", "Resnet": "VGG"}.get(family)
@@ -45,7 +55,15 @@ def main(argv=None, family="VGG", doc=""):
             raise DataError(f"{args.checkpoint} holds a {arch}, not a {family}: use prune_{other.lower()}.py")
         device = pick_device(args.device)
         model = models.model_from_checkpoint(ck)
-        masks, threshold = channel_masks(model, args.percent, args.min_channels)
+        data = None
+        if not args.no_eval:  # bad data stops us before anything is written
+            data = H5Dataset(args.data or ck.get("args", {}).get("data") or "data/data.h5")
+            check_classes(ck["class_names"], args.checkpoint, data.class_names, data.path)
+        threshold = achieved = None
+        if args.target_macs is not None:
+            masks, achieved = macs_target_masks(model, args.target_macs, args.min_channels, args.round_to)
+        else:
+            masks, threshold = channel_masks(model, args.percent, args.min_channels, args.round_to)
         compact = compact_model(model, masks)
         diff = max_output_difference(masked_model(model, masks), compact, device)
         if diff > 1e-3:
@@ -53,9 +71,7 @@ def main(argv=None, family="VGG", doc=""):
         save = args.out or os.path.dirname(os.path.abspath(args.checkpoint)).rstrip("/") + "_pruned"
         os.makedirs(save, exist_ok=True)
         acc = {}
-        if not args.no_eval:
-            data = H5Dataset(args.data or ck.get("args", {}).get("data") or "data/data.h5")
-            check_classes(ck["class_names"], args.checkpoint, data.class_names, data.path)
+        if data is not None:
             splits = [s for s in ("PublicTest", "PrivateTest") if s in data.splits]
             dtype, precision, nhwc = inference.run_precision(ck, device)  # the precision the parent was scored in
             for tag, net in (("unpruned", model), ("pruned", compact)):
@@ -65,7 +81,13 @@ def main(argv=None, family="VGG", doc=""):
         before = {"params": n_params(model), "macs": count_macs(model), "weights_mb": weights_mb(model)}
         after = {"params": n_params(compact), "macs": count_macs(compact), "weights_mb": weights_mb(compact)}
         report = {
-            "source": os.path.abspath(args.checkpoint), "arch": arch, "percent": args.percent, "threshold": threshold,
+            "source": os.path.abspath(args.checkpoint), "arch": arch, "threshold": threshold,
+            "rule": (f"keep {args.target_macs:g} of the multiply-adds (|gamma| per MAC freed)" if args.target_macs
+                     else f"global |gamma| threshold removing {args.percent:g} of the channels"),
+            # the share of prunable channels removed (what --percent asks for; measured under --target-macs)
+            "percent": args.percent if args.target_macs is None else
+            1 - sum(int(k.sum()) for k in masks) / sum(len(k) for k in masks), "target_macs": args.target_macs,
+            "achieved_macs_fraction": achieved, "round_to": args.round_to,
             "min_channels": args.min_channels, "cfg_before": model.cfg, "cfg_after": compact.cfg,
             "layers": layer_table(model, masks, compact),
             "unpruned": before, "pruned": after,
@@ -81,7 +103,7 @@ def main(argv=None, family="VGG", doc=""):
         save_checkpoint({"format": CHECKPOINT_FORMAT, "arch": arch, "cfg": compact.cfg,
                          "model_args": compact.model_args, **info,
                          "net": compact.cpu().state_dict(), "epoch": 0, "pruned_from": os.path.abspath(args.checkpoint),
-                         "percent": args.percent, "metrics": {"prune": report}, "args": {"data": args.data or
+                         "percent": report["percent"], "metrics": {"prune": report}, "args": {"data": args.data or
                                                                                           ck.get("args", {}).get("data")}},
                         os.path.join(save, "pruned.pth"))
         write_json(report, os.path.join(save, "prune_report.json"))
@@ -98,8 +120,13 @@ def main(argv=None, family="VGG", doc=""):
 
 
 def format_report(r):
-    lines = [f"Network slimming of {r['arch']} at {r['percent']:.2f} (global |gamma| threshold {r['threshold']:.4g}, "
-             f"min {r['min_channels']} channels/layer)", "",
+    if r.get("target_macs") is not None:
+        how = (f"to {r['target_macs']:g} of the multiply-adds (|gamma| per MAC freed; achieved "
+               f"{r['achieved_macs_fraction']:.3f}), {r['percent']:.2f} of the channels")
+    else:
+        how = f"at {r['percent']:.2f} (global |gamma| threshold {r['threshold']:.4g})"
+    lines = [f"Network slimming of {r['arch']} {how}, min {r['min_channels']} channels/layer, "
+             f"multiples of {r.get('round_to', 1)}", "",
              f"{'layer':14s} {'kept':>6s} / total  {'median |gamma|':>14s}  {'MACs before':>11s}  {'after':>11s}"]
     total = max(r["unpruned"]["macs"], 1)
     for l in r["layers"]:

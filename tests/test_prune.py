@@ -288,8 +288,65 @@ def test_a_newly_registered_architecture_sparsity_trains_prunes_and_rebuilds(syn
     assert [row["layer"] for row in report["layers"]] == ["a", "b"]
     rebuilt = models.model_from_checkpoint(load_checkpoint(tmp_path / "pruned" / "pruned.pth"))
     assert rebuilt.cfg == report["cfg_after"] and prune.n_params(rebuilt) == report["pruned"]["params"]
+    # to a compute target, channel counts rounded to multiples of 2
+    report = prune_cli.main(["--checkpoint", str(base / "best.pth"), "--target-macs", "0.6", "--round-to", "2",
+                             "--min-channels", "1", "--out", str(tmp_path / "macs"), "--device", "cpu"])
+    assert report["achieved_macs_fraction"] == pytest.approx(1 / report["ratios"]["macs"], rel=1e-6)
+    assert all(k % 2 == 0 or k == full for k, full in zip(report["cfg_after"], report["cfg_before"]))
+    assert report["cfg_after"] != report["cfg_before"] and report["max_abs_diff_masked_vs_compact"] < 1e-5
+    assert "to 0.6 of the multiply-adds" in open(tmp_path / "macs" / "prune_report.txt").read()
 
 
 def test_an_architecture_without_slimming_units_is_refused_in_one_line():
     with pytest.raises(TypeError, match="Linear does not declare slimming_units"):
         prune.prunable_bns(torch.nn.Linear(2, 2))
+
+
+def test_macs_weights_match_a_hand_computation():
+    """MorphNet's cost of a channel on TwoConvNet (44x44 input, all channels alive):
+    conv_a 1->6, 3x3 at 44x44: C_a = 44*44*9 = 17,424; conv_b 6->5, 3x3 stride 2 -> 22x22:
+    C_b = 22*22*9 = 4,356; classifier 5->7: C = 1.
+    unit a: C_a * 1 input + C_b * 5 outputs = 39,204; unit b: C_b * 6 inputs + 1 * 7 outputs = 26,143;
+    normalised by the mean over the 11 channels, (6 * 39,204 + 5 * 26,143) / 11 = 33,267.18."""
+    net = TwoConvNet()
+    for bn in (net.bn_a, net.bn_b):
+        bn.weight.data.fill_(0.5)
+    costs = prune.cost_model(net)
+    assert prune.channel_costs(costs, [6, 5]) == pytest.approx([39204, 26143])
+    assert prune.macs_with(costs, [6, 5]) == prune.count_macs(net)
+    w = prune.sparsity_weights(net, "macs")
+    assert w == pytest.approx([39204 / 33267.18, 26143 / 33267.18], rel=1e-6)
+    assert (6 * w[0] + 5 * w[1]) / 11 == pytest.approx(1.0)  # the same total pull as uniform
+    assert prune.sparsity_weights(net, "uniform") == [1.0, 1.0]
+    net.bn_b.weight.data[:3] = 0.0  # dead channels of b stop costing unit a's channels their outputs
+    assert prune.channel_costs(costs, [6, 2])[0] == pytest.approx(17424 + 4356 * 2)
+
+
+def test_macs_target_and_round_to_keep_masked_equal_compact():
+    m = randomised("VGG19", seed=3)
+    full = prune.count_macs(m)
+    masks, achieved = prune.macs_target_masks(m, 0.5, min_channels=4)
+    compact = prune.compact_model(m, masks)
+    assert prune.count_macs(compact) / full == pytest.approx(achieved, rel=1e-6)
+    assert 0.45 < achieved <= 0.5  # stops at the first step under the target
+    assert prune.max_output_difference(prune.masked_model(m, masks), compact) < 1e-4
+    # per MAC freed, the early high-resolution layers are the expensive ones: they lose more channels
+    kept = [int(k.sum()) / len(k) for k in masks]
+    assert kept[0] < kept[-1]
+    r_masks, _ = prune.channel_masks(m, 0.5, min_channels=4, round_to=8)
+    assert all(int(k.sum()) % 8 == 0 or int(k.sum()) == len(k) for k in r_masks)
+    plain, _ = prune.channel_masks(m, 0.5, min_channels=4)
+    for r, p in zip(r_masks, plain):  # rounding only adds channels, the strongest of those dropped
+        assert bool((r | p).eq(r).all()) and int(r.sum()) - int(p.sum()) < 8
+    assert prune.max_output_difference(prune.masked_model(m, r_masks), prune.compact_model(m, r_masks)) < 1e-4
+
+
+def test_sr_cost_macs_is_recorded_and_trains(synthetic_h5, tmp_path):
+    mainpro_FER.main(["--data", synthetic_h5, "--out", str(tmp_path), "--model", "VGG11", "--width", "0.125",
+                      "--device", "cpu", "--recipe", "fast", "--epochs", "1", "--sr", "--s", "1e-3",
+                      "--sr-cost", "macs", "--tune"])
+    plan = json.load(open(tmp_path / "config.json"))["args"]["sparsity"]
+    assert plan["cost"] == "macs" and len(plan["weights_at_start"]) == 8
+    n = [8, 16, 32, 32, 64, 64, 64, 64]  # VGG11 at width 0.125
+    assert sum(w * k for w, k in zip(plan["weights_at_start"], n)) / sum(n) == pytest.approx(1.0, abs=1e-3)
+    assert plan["weights_at_start"][0] > plan["weights_at_start"][-1]
