@@ -1,5 +1,6 @@
 """torchrun with 2 CPU processes (gloo): one set of outputs, exact gathered evaluation."""
 import csv
+import glob
 import os
 import subprocess
 import sys
@@ -25,12 +26,11 @@ def odd_h5(tmp_path_factory):
 
 def test_torchrun_two_processes(odd_h5, tmp_path):
     out = tmp_path / "ddp"
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--standalone",
-           "mainpro_FER.py", "--data", odd_h5, "--out", str(out), "--model", "VGG11", "--width", "0.125",
-           "--device", "cpu", "--epochs", "2", "--recipe", "fast"]
-    r = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600)
-    assert r.returncode == 0, r.stderr[:3000] + "\n...\n" + r.stderr[-1500:]  # a failing rank's own error comes first
-    assert r.stdout.count("by PublicTest") == 1  # only rank 0 reports
+    torchrun(["mainpro_FER.py", "--data", odd_h5, "--out", str(out), "--model", "VGG11", "--width", "0.125",
+              "--device", "cpu", "--epochs", "2", "--recipe", "fast"], tmp_path / "logs")
+    reports = [open(p).read().count("by PublicTest") for p in glob.glob(str(tmp_path / "logs" / "**" / "stdout.log"),
+                                                                       recursive=True)]
+    assert sorted(reports) == [0, 1]  # only rank 0 reports
     rows = list(csv.DictReader(open(out / "metrics.csv")))
     assert [r["epoch"] for r in rows] == ["1", "2"]
     # the gathered 10-crop evaluation equals a single-process evaluation of the saved weights
@@ -47,16 +47,28 @@ def test_torchrun_two_processes(odd_h5, tmp_path):
     assert not any(k.startswith("module.") for k in ck["net"])
 
 
+def torchrun(args, logs, timeout=600):
+    """Run torchrun with 2 CPU processes; on failure the message carries every rank's own output
+    (torchrun --log-dir/--tee) with Python's faulthandler traceback of the rank that crashed."""
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--standalone",
+           "--log-dir", str(logs), "--tee", "3", *args]
+    r = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=timeout,
+                       env=dict(os.environ, PYTHONFAULTHANDLER="1", TQDM_DISABLE="1"))
+    if r.returncode != 0:
+        per_rank = [f"--- {p} ---\n" + open(p, errors="replace").read()[-2500:]
+                    for p in sorted(glob.glob(os.path.join(logs, "**", "std*.log"), recursive=True))]
+        raise AssertionError(f"torchrun exit {r.returncode}\n" + "\n".join(per_rank) + "\n--- torchrun ---\n"
+                             + r.stderr[-1500:])
+    return r
+
+
 def test_torchrun_resume_equals_uninterrupted(odd_h5, tmp_path):
     """Each process gets its own random streams back on resume (not rank 0's), so a resumed
     two-process run is the uninterrupted one, bit for bit."""
     def run(out, epochs, *extra):
-        cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--standalone",
-               "mainpro_FER.py", "--data", odd_h5, "--out", str(out), "--model", "VGG11", "--width", "0.125",
-               "--device", "cpu", "--epochs", str(epochs), "--erase", "0.5", *extra]  # step lr: no stretch
-        r = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600)
-        # both tails: rank 0's log in stdout says how far the run got when a rank died
-        assert r.returncode == 0, r.stdout[-2000:] + "\n" + r.stderr[-3000:]
+        torchrun(["mainpro_FER.py", "--data", odd_h5, "--out", str(out), "--model", "VGG11", "--width", "0.125",
+                  "--device", "cpu", "--epochs", str(epochs), "--erase", "0.5", *extra],  # step lr: no stretch
+                 tmp_path / f"logs_{out.name}_{epochs}")
         return load_checkpoint(out / "last.pth")
     a = run(tmp_path / "a", 2)
     run(tmp_path / "b", 1)
