@@ -165,3 +165,19 @@ def test_video_with_an_onnx_file_without_class_names(tiny_checkpoint, tmp_path):
     assert r.returncode == 0, r.stderr
     frames = [json.loads(l) for l in open(tmp_path / "o" / "clip_frames.jsonl")]
     assert frames[0]["faces"][0]["label"].startswith("class ")
+
+
+def test_int8_export_scores_like_fp32_and_predicts(tiny_checkpoint, synthetic_h5, images, tmp_path, capsys):
+    out = tmp_path / "m.onnx"
+    export_onnx.main(["--checkpoint", tiny_checkpoint, "--out", str(out), "--int8", "--data", synthetic_h5,
+                      "--calib", "40", "--eval-split", "PublicTest"])
+    text = capsys.readouterr().out
+    acc = {name: float(text.split(f"ONNX Runtime {name}: ")[1].split("%")[0]) for name in ("fp32", "int8")}
+    assert (tmp_path / "m.int8.onnx").exists() and "int8" in text and "calibrated on 40 Training faces" in text
+    import onnx
+    ops = {n.op_type for n in onnx.load(str(tmp_path / "m.int8.onnx")).graph.node}
+    assert {"QuantizeLinear", "DequantizeLinear"} <= ops  # really quantised
+    assert acc["fp32"] > 60 and abs(acc["int8"] - acc["fp32"]) < 5, acc
+    with pytest.raises(SystemExit):
+        predict.main([str(images / "rgb.jpg"), "--json", "--out", str(tmp_path), "--onnx", str(tmp_path / "m.int8.onnx")])
+    assert json.loads(capsys.readouterr().out)["label"]
