@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
-# The main job: set up .venv, then preprocess -> train with sparsity -> prune -> fine-tune ->
-# the no-sparsity baseline -> table and figures, all through bench/slim_protocol.sh (resumable:
-# run it again to continue).
-#   FER2013 present + a GPU:  VGG19 full width, the published 250-epoch recipe
-#   FER2013 present, no GPU:  the CPU-scale protocol (VGG19 at width 0.25, 30 epochs), about
-#                             3 to 4 hours on a 2-core CPU (measured: BENCHMARKS.md)
+# The main job: set up .venv, then preprocess -> train a parent with sparsity -> prune ->
+# distilled fine-tuning (-> on a CPU also the no-sparsity baseline) -> table and figures, all
+# through slim_protocol.sh (resumable: run it again to continue). Before training it prints how
+# long the run will take on this machine, measured on the spot (estimate_time.py).
+#   FER2013 present + a GPU:  VGG19 full width, the published 250-epoch recipe with sparsity,
+#                             pruned at 0.5 (no baseline run)
+#   FER2013 present, no GPU:  the CPU-scale protocol: VGG19 at width 0.25, --recipe cpu-short;
+#                             parents with and without sparsity, pruned at 0.5 and 0.7
 #   no FER2013:               the SYNTHETIC drawn-face set with a short schedule (minutes)
-# Outputs: checkpoints/<protocol>/ (table.md, run folders, figures). Knobs: see bench/slim_protocol.sh.
+# Outputs: checkpoints/<protocol>/ (table.md, run folders, figures). Knobs: see slim_protocol.sh.
 set -euo pipefail
 cd "$(dirname "$0")"
 source ./setup_env.sh
@@ -24,16 +26,20 @@ if [ -n "$src" ]; then
     export FT_LR=${FT_LR:-0.01} EVAL_EVERY=${EVAL_EVERY:-1} BASELINE=${BASELINE:-0} EXTRA=${EXTRA:---channels-last}
     out=checkpoints/gpu_published
   else
-    echo "== no GPU: running the CPU-scale protocol (VGG19 at width 0.25, 30 epochs; parents with and without"
-    echo "   sparsity, pruned at 0.5 and 0.7 and fine-tuned): 3 to 4 hours on a 2-core CPU."
-    echo "   With a GPU this script runs the full published recipe instead."
+    echo "== no GPU: running the CPU-scale protocol (VGG19 at width 0.25, --recipe cpu-short; parents with and"
+    echo "   without sparsity, pruned at 0.5 and 0.7 and fine-tuned). With a GPU this script runs the full"
+    echo "   published recipe instead."
+    export RECIPE=${RECIPE:-cpu-short}
     out=checkpoints/cpu_protocol
   fi
-  exec bench/slim_protocol.sh data/data.h5 "$out"
+  $PYTHON estimate_time.py --data data/data.h5 --archs "${ARCHS:-VGG19}" --width "${WIDTH:-0.25}" \
+    --recipe "${RECIPE:-cpu-short}" ${EPOCHS:+--epochs "$EPOCHS"} --percents "${PERCENTS:-0.5 0.7}" \
+    --ft-epochs "${FT_EPOCHS:-10}" --baseline "${BASELINE:-1}" --eval-every "${EVAL_EVERY:-2}" || true
+  exec ./slim_protocol.sh data/data.h5 "$out"
 fi
 echo "== data/fer2013.csv not found: running on SYNTHETIC drawn faces with a short CPU schedule."
 echo "   (for the real thing, download FER2013 from Kaggle and put fer2013.csv in data/)"
 [ -f data/synthetic6k.h5 ] || $PYTHON preprocess_fer2013.py --synthetic 6000 --out data/synthetic6k.h5
 export RECIPE=${RECIPE:-fast} EPOCHS=${EPOCHS:-8} PERCENTS=${PERCENTS:-0.5} FT_EPOCHS=${FT_EPOCHS:-4}
 export BASELINE=${BASELINE:-0} EVAL_EVERY=${EVAL_EVERY:-1}
-exec bench/slim_protocol.sh data/synthetic6k.h5 checkpoints/synthetic_protocol
+exec ./slim_protocol.sh data/synthetic6k.h5 checkpoints/synthetic_protocol

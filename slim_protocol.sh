@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The light-model protocol, resumable: rerun the same command to continue a cut-short run.
 #
-#   bench/slim_protocol.sh FER_SOURCE OUT_DIR [--data-only]
+#   ./slim_protocol.sh FER_SOURCE OUT_DIR [--data-only]
+#   SEED=1 ./slim_protocol.sh data/data.h5 runs/seed1      (one folder per seed; bench/seed_table.py)
 #
 # FER_SOURCE: fer2013.csv, .csv.gz, .tar.gz, an already preprocessed .h5, or the packed
 # fer2013.med.xz (then PACK_TOOL names fer2013_pack.py; default: beside it or in ../tools).
@@ -15,17 +16,18 @@
 # then OUT_DIR/table.md (bench/protocol_table.py). Honest throughout: PublicTest selects every
 # checkpoint, PrivateTest is reported at that epoch.
 #
-# Knobs (environment; defaults = the CPU-scale protocol, about 3 hours on 2 cores):
-#   ARCHS (VGG19)  WIDTH (0.25)  RECIPE (cpu)  EPOCHS (recipe's)  SEED (0)  BASELINE (1)
+# Knobs (environment; defaults = the CPU-scale protocol; `python estimate_time.py` says how long
+# it takes on this machine, BENCHMARKS.md what it took):
+#   ARCHS (VGG19)  WIDTH (0.25)  RECIPE (cpu-short)  EPOCHS (recipe's)  SEED (0)  BASELINE (1)
 #   PERCENTS ("0.5 0.7")  FT_EPOCHS (10)  FT_LR (0.02)  KD (1)  S_ZERO_AT (0.5)
 #   EVAL_EVERY (2)  EVAL_BS (auto)  EXTRA (more training flags, e.g. --channels-last)  PYTHON (python3)
 #   PLOTS (1: curves, pruning comparison with the |gamma| histogram, confusion matrices)
 set -euo pipefail
-cd "$(dirname "$0")/.."
-SRC=${1:?usage: bench/slim_protocol.sh FER_SOURCE OUT_DIR}
-OUT=${2:?usage: bench/slim_protocol.sh FER_SOURCE OUT_DIR}
+cd "$(dirname "$0")"
+SRC=${1:?usage: slim_protocol.sh FER_SOURCE OUT_DIR}
+OUT=${2:?usage: slim_protocol.sh FER_SOURCE OUT_DIR}
 PY=${PYTHON:-python3}
-ARCHS=${ARCHS:-VGG19}; WIDTH=${WIDTH:-0.25}; RECIPE=${RECIPE:-cpu}; SEED=${SEED:-0}; BASELINE=${BASELINE:-1}
+ARCHS=${ARCHS:-VGG19}; WIDTH=${WIDTH:-0.25}; RECIPE=${RECIPE:-cpu-short}; SEED=${SEED:-0}; BASELINE=${BASELINE:-1}
 PERCENTS=${PERCENTS:-0.5 0.7}; FT_EPOCHS=${FT_EPOCHS:-10}; FT_LR=${FT_LR:-0.02}; KD=${KD:-1}
 S_ZERO_AT=${S_ZERO_AT:-0.5}; EVAL_EVERY=${EVAL_EVERY:-2}; EVAL_BS=${EVAL_BS:-auto}
 read -r -a extra <<< "${EXTRA:-}"

@@ -3,7 +3,7 @@
 #
 #   bench/gpu_run.sh FER_SOURCE OUT_DIR
 #
-# bench/slim_protocol.sh at full width with the fast recipe, for VGG19 and Resnet18: each parent
+# slim_protocol.sh at full width with the fast recipe, for VGG19 and Resnet18: each parent
 # with sparsity (--s auto), pruned at 0.5 and 0.7 and fine-tuned with distillation, plus each
 # parent without sparsity; every epoch scored on both test splits (--test-curves, cheap on a
 # GPU) so the test-selected comparison column exists. Before that, bench/bench_fer.py times an
@@ -14,10 +14,10 @@ SRC=${1:?usage: bench/gpu_run.sh FER_SOURCE OUT_DIR}
 OUT=${2:?usage: bench/gpu_run.sh FER_SOURCE OUT_DIR}
 export ARCHS=${ARCHS:-VGG19 Resnet18} WIDTH=${WIDTH:-1.0} RECIPE=${RECIPE:-fast} EPOCHS=${EPOCHS:-40}
 export FT_EPOCHS=${FT_EPOCHS:-15} EVAL_EVERY=${EVAL_EVERY:-1} EXTRA=${EXTRA:---channels-last --test-curves}
-bench/slim_protocol.sh "$SRC" "$OUT" --data-only
+./slim_protocol.sh "$SRC" "$OUT" --data-only
 if [ -z "${SKIP_BENCH:-}" ] && [ ! -f "$OUT/bench_fer.md" ]; then
   echo "== bench_fer (epoch and evaluation timing)" | tee -a "$OUT/progress.log"
   ${PYTHON:-python3} bench/bench_fer.py --csv /nonexistent --data "$OUT/data.h5" > "$OUT/bench_fer.md.tmp"
   mv "$OUT/bench_fer.md.tmp" "$OUT/bench_fer.md"
 fi
-exec bench/slim_protocol.sh "$SRC" "$OUT"
+exec ./slim_protocol.sh "$SRC" "$OUT"

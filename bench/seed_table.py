@@ -1,13 +1,15 @@
-"""Mean +- std over seeds of a protocol's runs, one bench/slim_protocol.sh folder per seed.
+"""Mean +- std over seeds of a protocol's runs, one slim_protocol.sh folder per seed.
 
     python bench/seed_table.py runs/cpu_protocol runs/cpu_protocol_seed1 runs/cpu_protocol_seed2 [--write TITLE]
 
 The folders come from the same protocol run with different SEED, e.g.
-`SEED=1 PERCENTS=0.5 bench/slim_protocol.sh data/data.h5 runs/cpu_protocol_seed1`.
+`SEED=1 PERCENTS=0.5 slim_protocol.sh data/data.h5 runs/cpu_protocol_seed1`.
 For each run found in every folder (VGG19, VGG19_sr, VGG19_sr_pruned0.5, ...): PublicTest and
 PrivateTest at the epoch PublicTest selected (honest), mean +- std (n-1) over the seeds, and each
 seed's PrivateTest; for every run beside its architecture's no-sparsity baseline, the difference
-to the baseline of the same seed (paired), mean +- std.
+to the baseline of the same seed (paired): mean +- std, the 95% t-interval of the mean (n-1
+degrees of freedom) and each seed's difference. An interval that holds 0 means the seeds cannot
+tell the run from its baseline.
 """
 import json
 import os
@@ -43,6 +45,15 @@ def mean_std(values):
     return f"{statistics.mean(values):.2f} +- {statistics.stdev(values):.2f}"
 
 
+def paired(values):
+    """Paired differences: mean +- std, the 95% t-interval of the mean, and each seed's value."""
+    from scipy.stats import t  # scipy comes with scikit-learn
+    m, sd, n = statistics.mean(values), statistics.stdev(values), len(values)
+    half = t.ppf(0.975, n - 1) * sd / n ** 0.5
+    return (f"{m:+.2f} +- {sd:.2f} | [{m - half:+.2f}, {m + half:+.2f}] | "
+            + " / ".join(f"{v:+.2f}" for v in values))
+
+
 def table(folders):
     per_seed = dict(read_runs(f) for f in folders)
     if len(per_seed) != len(folders):
@@ -54,15 +65,16 @@ def table(folders):
     missing = sorted(set.union(*(set(r) for r in per_seed.values())) - set(names))
     lines = [f"Seeds {', '.join(map(str, seeds))}; accuracies at the epoch PublicTest selected (honest), "
              "mean +- std over seeds.", "",
-             "| run | PublicTest | PrivateTest | PrivateTest per seed | PrivateTest minus baseline (paired) |",
-             "|---|---|---|---|---|"]
+             "| run | PublicTest | PrivateTest | PrivateTest per seed | PrivateTest minus baseline (paired) | "
+             "95% interval of that mean | per seed |",
+             "|---|---|---|---|---|---|---|"]
     for name in names:
         pub = [per_seed[s][name][1] for s in seeds]
         priv = [per_seed[s][name][2] for s in seeds]
         base = name.split("_")[0]  # VGG19_sr_pruned0.5 -> VGG19, its no-sparsity baseline
-        diff = "-"
+        diff = "- | - | -"
         if base != name and base in names:
-            diff = mean_std([per_seed[s][name][2] - per_seed[s][base][2] for s in seeds])
+            diff = paired([per_seed[s][name][2] - per_seed[s][base][2] for s in seeds])
         lines.append(f"| {name} | {mean_std(pub)} | {mean_std(priv)} | {' / '.join(f'{p:.2f}' for p in priv)} | "
                      f"{diff} |")
     if missing:

@@ -1,4 +1,4 @@
-"""bench/gpu_run.sh (and so bench/slim_protocol.sh, which run.sh also uses) end to end on a small
+"""bench/gpu_run.sh (and so slim_protocol.sh, which run.sh also uses) end to end on a small
 generated FER-format CSV: every stage for VGG and ResNet, a rerun that resumes without training,
 and a re-prune when the parent checkpoint is newer than the pruned one."""
 import json
@@ -76,9 +76,11 @@ def test_seed_table_means_and_pairs_runs_across_seed_folders(tmp_path):
     folders = [str(tmp_path / f"seed{k}") for k in accs]
     r = run_script("bench/seed_table.py", *folders)
     assert r.returncode == 0, r.stderr
-    assert "| VGG19 | 67.00 +- 1.00 | 68.50 +- 0.50 | 68.50 / 69.00 / 68.00 | - |" in r.stdout
-    # pruned minus baseline per seed: -0.5, -1.5, +0.5 -> mean -0.50, std 1.00
-    assert "| VGG19_sr_pruned0.5 | 66.00 +- 1.00 | 68.00 +- 0.50 | 68.00 / 67.50 / 68.50 | -0.50 +- 1.00 |" in r.stdout
+    assert "| VGG19 | 67.00 +- 1.00 | 68.50 +- 0.50 | 68.50 / 69.00 / 68.00 | - | - | - |" in r.stdout
+    # pruned minus baseline per seed: -0.5, -1.5, +0.5 -> mean -0.50, std 1.00; 95% interval
+    # -0.50 +- t(0.975, 2 df) 4.303 * 1.00 / sqrt(3) = -0.50 +- 2.48
+    assert ("| VGG19_sr_pruned0.5 | 66.00 +- 1.00 | 68.00 +- 0.50 | 68.00 / 67.50 / 68.50 | -0.50 +- 1.00 | "
+            "[-2.98, +1.98] | -0.50 / -1.50 / +0.50 |") in r.stdout
     assert "left out): VGG19_sr." in r.stdout
     r = run_script("bench/seed_table.py", folders[0], folders[0])
     assert r.returncode != 0 and "same seed" in r.stderr
