@@ -1,6 +1,6 @@
 """Command-line flags, recipes and the resume merge shared by every training script.
 
-    add_model_args / add_train_args   the common flags (README, 'Common flags')
+    add_model_args / add_train_args   the common flags (README, 'Training on FER2013')
     parse_args                        parse, remembering which flags were typed
     resolve_args                      fill recipe defaults; on --resume restore the saved run
     build_model_from_args, model_info the network asked for, and what its checkpoints carry
@@ -77,10 +77,10 @@ def build_model_from_args(args, num_classes):
     return models.build_model(args.model, cfg=cfg, num_classes=num_classes, **model_args)
 
 
-def add_train_args(ap, recipes, default_recipe):
-    """The flags every training script shares (see README, 'Common flags')."""
+def add_train_args(ap, recipes, default_recipe, out_default="checkpoints/<DATASET>_<MODEL>"):
+    """The flags every training script shares (see README, 'Training on FER2013')."""
     ap.add_argument("--data", metavar="FILE", help="HDF5 data file (default: the script's own)")
-    ap.add_argument("--out", metavar="DIR", help="output folder (default: checkpoints/<DATASET>_<MODEL>)")
+    ap.add_argument("--out", metavar="DIR", help=f"output folder (default: {out_default})")
     ap.add_argument("--device", default="auto", metavar="DEV", help="auto, cpu, cuda or cuda:N (default: auto)")
     ap.add_argument("--recipe", default=default_recipe, choices=sorted(recipes),
                     help=f"hyper-parameter set filling the flags below (default: {default_recipe})")

@@ -47,7 +47,7 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--checkpoint", "--model", dest="checkpoint", required=True, metavar="CKPT",
                     help="pruned.pth written by prune_vgg.py (--model: the original spelling)")
-    config.add_train_args(ap, RECIPES, "finetune")
+    config.add_train_args(ap, RECIPES, "finetune", out_default="the folder of --checkpoint")
     ap.add_argument("--tune", action="store_true",
                     help="evaluate PublicTest only, so choosing a setting never reads PrivateTest")
     k = ap.add_argument_group("knowledge distillation (optional)")

@@ -20,7 +20,8 @@ def build_parser(doc=__doc__):
     ap.add_argument("--protocol", default="subject", choices=ckplus.PROTOCOLS,
                     help="subject: folds split by person; legacy: the original repo's folds (default: subject)")
     ap.add_argument("--fold-seed", type=int, default=0, metavar="S", help="seed of the subject folds (default: 0)")
-    config.add_train_args(ap, ckplus.RECIPES, "published")
+    config.add_train_args(ap, ckplus.RECIPES, "published",
+                          out_default="checkpoints/CK+_<MODEL>/<PROTOCOL>, one fold<K> folder per fold")
     ap.set_defaults(data="data/CK_data.h5")
     return ap
 

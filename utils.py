@@ -219,13 +219,15 @@ def interleaved_latency_ms(fns, rounds=5, reps=10):
     return {k: float(np.median(v)) for k, v in times.items()}
 
 
-def face_latency_fn(model):
-    """A callable scoring one face as 10 crops of 44x44 (how evaluation and predict.py run)."""
-    model = model.eval()
-    x = torch.randn(10, 1, 44, 44)
+def face_latency_fn(model, dtype=None, channels_last=False, crops=10):
+    """A callable scoring ``crops`` 44x44 crops (10 = one face, how predict.py runs; 160 = an
+    evaluation batch) in the given autocast dtype and memory format (a run's own: inference.run_precision)."""
+    fmt = torch.channels_last if channels_last else torch.contiguous_format
+    model = model.eval().to(memory_format=fmt)
+    x = torch.randn(crops, 1, 44, 44).contiguous(memory_format=fmt)
 
     def run():
-        with torch.no_grad():
+        with torch.no_grad(), torch.autocast("cpu", dtype=dtype or torch.float32, enabled=dtype is not None):
             model(x)
     return run
 

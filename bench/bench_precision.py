@@ -13,7 +13,7 @@ import statistics
 
 import torch
 
-from common import machine, now, record
+from common import cpu_flags, machine, now, record
 
 import config  # noqa: E402  (path set up by common)
 import engine
@@ -77,7 +77,7 @@ def main():
              + "\n".join(rows) + f"\n\nMedians of {args.rounds} interleaved rounds, {torch.get_num_threads()} "
              f"threads; training {args.train_images} images in batches of 128 (augmentation, forward, backward, "
              f"SGD), evaluation {args.eval_images} images x 10 crops, 16 images per batch. `--amp auto` on this "
-             f"machine: **{auto['name']}** ({auto['why']}).")
+             f"machine: **{auto['name']}** ({auto['why']}). {cpu_flags()}.")
     print(table)
     if args.write:
         record(f"Precision and memory format on {machine()}", table)

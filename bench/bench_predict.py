@@ -14,7 +14,6 @@ import subprocess
 import sys
 import tempfile
 
-import numpy as np
 from PIL import Image
 
 from common import ROOT, machine, now, record
@@ -27,10 +26,9 @@ MODES = {  # name -> extra predict.py flags (all get --no-detect --json)
 
 
 def faces(args):
-    if args.data:
-        import h5py
-        with h5py.File(args.data, "r") as f:
-            return np.asarray(f["PrivateTest_pixel"][: args.n]), f"the first {args.n} PrivateTest faces of {args.data}"
+    if args.data:  # the h5 holds flat rows of 2304 pixels: arrays() gives them as 48x48 faces
+        from dataset import H5Dataset
+        return H5Dataset(args.data).arrays("PrivateTest")[0][: args.n], f"the first {args.n} PrivateTest faces of {args.data}"
     from data_io import synthetic_faces
     return synthetic_faces(args.n, seed=0)[0], f"{args.n} synthetic faces"
 

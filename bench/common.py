@@ -25,7 +25,12 @@ def machine():
     cpu = platform.processor() or platform.machine()
     try:
         with open("/proc/cpuinfo") as f:
-            cpu = re.search(r"model name\s*:\s*(.*)", f.read()).group(1)
+            info = f.read()
+        cpu = re.search(r"model name\s*:\s*(.*)", info).group(1)
+        # the VMs report only "AMD EPYC": family/model tell one generation from another
+        fam, mod = (re.search(rf"^{k}\s*:\s*(\d+)", info, re.M) for k in ("cpu family", "model"))
+        if fam and mod:
+            cpu += f" (family {fam.group(1)} model {mod.group(1)})"
     except (OSError, AttributeError):
         pass
     return f"CPU {cpu}, {os.cpu_count()} cores, torch {torch.__version__}"

@@ -1,4 +1,4 @@
-"""One markdown table of a protocol folder (bench/slim_protocol.sh, bench/gpu_run.sh, run.sh).
+"""One markdown table of a protocol folder (slim_protocol.sh, bench/gpu_run.sh, run.sh).
 
     python bench/protocol_table.py OUT_DIR [--write TITLE] [--rounds 5]
 
@@ -19,6 +19,7 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import torch  # noqa: E402
 
+import inference  # noqa: E402
 import models  # noqa: E402
 import prune  # noqa: E402
 from utils import face_latency_fn, interleaved_latency_ms, load_checkpoint, read_metrics, wall_seconds  # noqa: E402
@@ -49,7 +50,10 @@ def describe(d):
         parent, how = os.path.dirname(report["source"]), f"pruned {report['percent']:.1f} + fine-tune"
     if parent and args.get("teacher"):
         how += " (distilled)"
-    return {"dir": d, "net": net, "how": how, "parent": parent, "arch": ck["arch"], "width": args.get("width"),
+    dtype, prec, nhwc = inference.run_precision(ck, "cpu")
+    return {"dir": d, "net": net, "how": how, "dtype": dtype, "nhwc": nhwc,
+            "precision": prec + (" + channels_last" if nhwc else ""), "parent": parent, "arch": ck["arch"],
+            "width": args.get("width"),
             "params": prune.n_params(net), "macs": prune.count_macs(net), "mb": prune.weights_mb(net),
             "public": s["honest"].get("PublicTest"), "private": s["honest"].get("PrivateTest"),
             "ts": s.get("test_selected_max", {}).get("PrivateTest"), "epochs": len(rows),
@@ -61,11 +65,13 @@ def table(root, rounds=5):
     entries = [describe(d) for d in runs(root)]
     if not entries:
         raise SystemExit(f"error: no finished runs (summary.json + best.pth) under {root}")
-    ms = interleaved_latency_ms({e["dir"]: face_latency_fn(e["net"]) for e in entries}, rounds=rounds)
+    # each model timed in the precision and memory format its run trained and was scored in
+    ms = interleaved_latency_ms({e["dir"]: face_latency_fn(e["net"], e["dtype"], e["nhwc"]) for e in entries},
+                                rounds=rounds)
     by_dir = {os.path.realpath(e["dir"]): e for e in entries}
-    lines = ["| run | model | params | MACs / crop | weights MB | CPU ms, 1 face x 10 crops | PublicTest | "
+    lines = ["| run | model | params | MACs / crop | weights MB | precision | CPU ms, 1 face x 10 crops | PublicTest | "
              "PrivateTest | epochs | s / train epoch | wall min | device |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for e in entries:
         p = by_dir.get(os.path.realpath(e["parent"])) if e["parent"] else None
         width = e["width"] or (p or {}).get("width")  # a fine-tuned run has its parent's width
@@ -78,11 +84,13 @@ def table(root, rounds=5):
         lines.append(
             f"| {os.path.relpath(e['dir'], root)} | {e['arch']} w{width or '?'}, {e['how']} | "
             f"{e['params']:,}{ratio('params', e['params'])} | {e['macs'] / 1e6:.1f}M{ratio('macs', e['macs'])} | "
-            f"{e['mb']:.2f} | {lat:.2f}{lat_ratio} | {acc(e['public'])} | {acc(e['private'])} | {e['epochs']} | "
+            f"{e['mb']:.2f} | {e['precision']} | {lat:.2f}{lat_ratio} | {acc(e['public'])} | {acc(e['private'])} | "
+            f"{e['epochs']} | "
             f"{e['s_epoch']:.0f} | {e['wall_min']:.0f} | {e['device']} |")
     note = (f"\nAccuracies: 10-crop, %, at the epoch with the best PublicTest (honest; PrivateTest never chose "
-            f"anything). Latency: median of {rounds} interleaved rounds, {torch.get_num_threads()} threads, measured "
-            "when this table was made. Ratios: to the parent the model was pruned from.")
+            f"anything). Latency: median of {rounds} interleaved rounds, {torch.get_num_threads()} threads, in the "
+            "precision and memory format of each run, measured when this table was made. Ratios: to the parent the "
+            "model was pruned from.")
     return "\n".join(lines) + "\n" + note
 
 

@@ -44,11 +44,12 @@ def synthetic_h5(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def tiny_checkpoint(synthetic_h5, tmp_path_factory):
-    """best.pth of a narrow VGG11 trained for a few epochs on the synthetic faces."""
+    """best.pth of a narrow VGG11 trained for a few epochs on the synthetic faces, in fp32 so that
+    the parity checks built on it (ONNX, predict, hub) mean the same on every CPU."""
     import mainpro_FER
     out = tmp_path_factory.mktemp("tiny_run")
     mainpro_FER.main(["--data", synthetic_h5, "--out", str(out), "--model", "VGG11", "--width", "0.125",
-                      "--device", "cpu", "--recipe", "fast", "--epochs", "5", "--eval-every", "5"])
+                      "--device", "cpu", "--recipe", "fast", "--epochs", "5", "--eval-every", "5", "--amp", "none"])
     return str(out / "best.pth")
 
 

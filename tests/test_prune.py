@@ -135,7 +135,7 @@ def test_auto_sparsity_zeroes_an_undefended_scale_on_schedule(schedule, zero_at,
 
 
 def test_unaided_scale_matches_the_calibration_threshold():
-    """The 10-epoch s=1e-3 calibration run (../shared/CALIBRATION.md) pruned at threshold 0.247:
+    """The 10-epoch s=1e-3 calibration run on the real data (BENCHMARKS.md) pruned at threshold 0.247:
     the median scale had no say in the loss and ended where weight decay and L1 alone leave it."""
     args = argparse.Namespace(**dict(config.PUBLISHED_FER, schedule="onecycle", lr=0.05, epochs=10))
     steps = -(-28709 // 128)
