@@ -1,6 +1,6 @@
 """How long will the slimming protocol take on this machine? Measured here, not guessed.
 
-    python estimate_time.py --data data/data.h5 [--model VGG19] [--width 0.25] [--recipe cpu-short]
+    python estimate_time.py --data data/data.h5 [--archs VGG19] [--width 0.25] [--recipe cpu-lean]
 
 Times a few training batches and 10-crop evaluation batches of the parent network in the
 precision ``--amp auto`` picks on this machine (bf16 + channels_last on a CPU with native bf16,
@@ -69,7 +69,7 @@ def main(argv=None):
     ap.add_argument("--data", default="data/data.h5", metavar="FILE", help="FER2013 h5 (default: data/data.h5)")
     ap.add_argument("--archs", default="VGG19", metavar="A B", help="space-separated (default: VGG19)")
     ap.add_argument("--width", type=float, default=0.25, metavar="W", help="(default: 0.25)")
-    ap.add_argument("--recipe", default="cpu-short", choices=sorted(mainpro_FER.RECIPES), help="(default: cpu-short)")
+    ap.add_argument("--recipe", default="cpu-lean", choices=sorted(mainpro_FER.RECIPES), help="(default: cpu-lean)")
     ap.add_argument("--epochs", type=int, metavar="N", help="(default: the recipe's)")
     ap.add_argument("--eval-every", type=int, default=2, metavar="K", help="(default: 2)")
     ap.add_argument("--percents", default="0.5 0.7", metavar="P Q", help="pruned nets fine-tuned (default: '0.5 0.7')")

@@ -19,7 +19,7 @@ from dataset import H5Dataset
 from utils import finish_distributed, init_distributed, is_main_process, pick_device, seed_everything
 
 RECIPES = {"published": config.PUBLISHED_FER, "fast": config.FAST_FER, "cpu": config.CPU_FER,
-           "cpu-short": config.CPU_SHORT_FER}
+           "cpu-lean": config.CPU_LEAN_FER}
 
 
 def build_parser():

@@ -5,7 +5,7 @@
 # long the run will take on this machine, measured on the spot (estimate_time.py).
 #   FER2013 present + a GPU:  VGG19 full width, the published 250-epoch recipe with sparsity,
 #                             pruned at 0.5 (no baseline run)
-#   FER2013 present, no GPU:  the CPU-scale protocol: VGG19 at width 0.25, --recipe cpu-short;
+#   FER2013 present, no GPU:  the CPU-scale protocol: VGG19 at width 0.25, --recipe cpu-lean;
 #                             parents with and without sparsity, pruned at 0.5 and 0.7
 #   no FER2013:               the SYNTHETIC drawn-face set with a short schedule (minutes)
 # Outputs: checkpoints/<protocol>/ (table.md, run folders, figures). Knobs: see slim_protocol.sh.
@@ -26,14 +26,14 @@ if [ -n "$src" ]; then
     export FT_LR=${FT_LR:-0.01} EVAL_EVERY=${EVAL_EVERY:-1} BASELINE=${BASELINE:-0} EXTRA=${EXTRA:---channels-last}
     out=checkpoints/gpu_published
   else
-    echo "== no GPU: running the CPU-scale protocol (VGG19 at width 0.25, --recipe cpu-short; parents with and"
+    echo "== no GPU: running the CPU-scale protocol (VGG19 at width 0.25, --recipe cpu-lean; parents with and"
     echo "   without sparsity, pruned at 0.5 and 0.7 and fine-tuned). With a GPU this script runs the full"
     echo "   published recipe instead."
-    export RECIPE=${RECIPE:-cpu-short}
+    export RECIPE=${RECIPE:-cpu-lean}
     out=checkpoints/cpu_protocol
   fi
   $PYTHON estimate_time.py --data data/data.h5 --archs "${ARCHS:-VGG19}" --width "${WIDTH:-0.25}" \
-    --recipe "${RECIPE:-cpu-short}" ${EPOCHS:+--epochs "$EPOCHS"} --percents "${PERCENTS:-0.5 0.7}" \
+    --recipe "${RECIPE:-cpu-lean}" ${EPOCHS:+--epochs "$EPOCHS"} --percents "${PERCENTS:-0.5 0.7}" \
     --ft-epochs "${FT_EPOCHS:-10}" --baseline "${BASELINE:-1}" --eval-every "${EVAL_EVERY:-2}" || true
   exec ./slim_protocol.sh data/data.h5 "$out"
 fi

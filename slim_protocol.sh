@@ -18,16 +18,18 @@
 #
 # Knobs (environment; defaults = the CPU-scale protocol; `python estimate_time.py` says how long
 # it takes on this machine, BENCHMARKS.md what it took):
-#   ARCHS (VGG19)  WIDTH (0.25)  RECIPE (cpu-short)  EPOCHS (recipe's)  SEED (0)  BASELINE (1)
+#   ARCHS (VGG19)  WIDTH (0.25)  RECIPE (cpu-lean)  EPOCHS (recipe's)  SEED (0)  BASELINE (1)
 #   PERCENTS ("0.5 0.7")  FT_EPOCHS (10)  FT_LR (0.02)  KD (1)  S_ZERO_AT (0.5)
 #   EVAL_EVERY (2)  EVAL_BS (auto)  EXTRA (more training flags, e.g. --channels-last)  PYTHON (python3)
 #   PLOTS (1: curves, pruning comparison with the |gamma| histogram, confusion matrices)
+#   LATENCY_ROUNDS (5: interleaved latency rounds of table.md)
+# A rerun with nothing new to train keeps table.md and the figures as they are.
 set -euo pipefail
 cd "$(dirname "$0")"
 SRC=${1:?usage: slim_protocol.sh FER_SOURCE OUT_DIR}
 OUT=${2:?usage: slim_protocol.sh FER_SOURCE OUT_DIR}
 PY=${PYTHON:-python3}
-ARCHS=${ARCHS:-VGG19}; WIDTH=${WIDTH:-0.25}; RECIPE=${RECIPE:-cpu-short}; SEED=${SEED:-0}; BASELINE=${BASELINE:-1}
+ARCHS=${ARCHS:-VGG19}; WIDTH=${WIDTH:-0.25}; RECIPE=${RECIPE:-cpu-lean}; SEED=${SEED:-0}; BASELINE=${BASELINE:-1}
 PERCENTS=${PERCENTS:-0.5 0.7}; FT_EPOCHS=${FT_EPOCHS:-10}; FT_LR=${FT_LR:-0.02}; KD=${KD:-1}
 S_ZERO_AT=${S_ZERO_AT:-0.5}; EVAL_EVERY=${EVAL_EVERY:-2}; EVAL_BS=${EVAL_BS:-auto}
 read -r -a extra <<< "${EXTRA:-}"
@@ -80,9 +82,13 @@ for arch in $ARCHS; do
     run $PY mainpro_FER.py --model "$arch" "${common[@]}" --out "$OUT/${arch}"
   fi
 done
-$PY bench/protocol_table.py "$OUT" > "$OUT/table.md.tmp" && mv "$OUT/table.md.tmp" "$OUT/table.md"
+# the table (with its latency measurement) and the figures are redone only when a run changed
+stale() { [ ! -f "$1" ] || [ -n "$(find "$OUT" -name best.pth -newer "$1" -print -quit)" ]; }
+if stale "$OUT/table.md"; then
+  $PY bench/protocol_table.py "$OUT" --rounds "${LATENCY_ROUNDS:-5}" > "$OUT/table.md.tmp" && mv "$OUT/table.md.tmp" "$OUT/table.md"
+fi
 cat "$OUT/table.md"
-if [ "${PLOTS:-1}" = 1 ]; then
+if [ "${PLOTS:-1}" = 1 ] && stale "$OUT/.figures_done"; then
   log "figures: training curves, pruning comparison with the |gamma| histogram, confusion matrices"
   for arch in $ARCHS; do
     parent="$OUT/${arch}_sr"
@@ -95,5 +101,6 @@ if [ "${PLOTS:-1}" = 1 ]; then
         | tail -n 3 | tee -a "$OUT/progress.log"
     done
   done
+  touch "$OUT/.figures_done"
 fi
 log "done: $OUT/table.md"

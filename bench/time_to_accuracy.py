@@ -8,7 +8,9 @@ training and evaluation seconds per epoch, and PublicTest (10-crop) is what best
 time, i.e. the best selectable score so far. The target is the lower of the two runs' final
 PublicTest, so both reach it; the ratio is the fp32 run's seconds to the target over the new
 default's. PrivateTest is reported at each run's selected epoch (honest; it chose nothing).
-Time nothing else on the machine meanwhile: the ratio is only as good as the quiet.
+Time nothing else on the machine meanwhile: the ratio is only as good as the quiet. A setting's
+folder may be a link to a run made with the same flags elsewhere (the protocol's seed-0 baseline is
+the new default's run); its config.json is checked.
 """
 import argparse
 import json
@@ -21,7 +23,7 @@ from utils import read_metrics  # noqa: E402
 
 SETTINGS = {  # name -> (run folder, flags); both at --width from the command line and the same seed
     "`--recipe cpu`, fp32 (before)": ("cpu_fp32", ["--recipe", "cpu", "--amp", "none", "--eval-every", "2"]),
-    "`--recipe cpu-short`, `--amp auto` (new default)": ("cpu-short_auto", ["--recipe", "cpu-short", "--eval-every", "2"]),
+    "`--recipe cpu-lean`, `--amp auto` (new default)": ("cpu-lean_auto", ["--recipe", "cpu-lean", "--eval-every", "2"]),
 }
 
 
@@ -44,7 +46,18 @@ def seconds_to(points, target):
     return next((t for t, acc in points if acc >= target), None)
 
 
-def table(out):
+def check_same_run(name, cfg, seed, width):
+    """A folder may be one made elsewhere (a protocol's baseline, linked here): it must be this setting."""
+    flags = SETTINGS[name][1]
+    want = {"recipe": flags[flags.index("--recipe") + 1], "seed": seed, "width": width}
+    got = {k: cfg.get(k) for k in want}
+    auto = "--amp" not in flags
+    if got != want or auto != str(cfg.get("precision_why", "")).startswith("auto"):
+        raise SystemExit(f"error: the run folder of {name!r} was made with {got}, precision "
+                         f"{cfg.get('precision_why')!r}, not {want} ({'auto' if auto else 'fp32'})")
+
+
+def table(out, seed, width):
     runs = {}
     for name in SETTINGS:
         d = folder(out, name)
@@ -52,6 +65,7 @@ def table(out):
             s = json.load(f)
         with open(os.path.join(d, "config.json")) as f:
             cfg = json.load(f)["args"]
+        check_same_run(name, cfg, seed, width)
         runs[name] = (curve(d), s, cfg)
     target = min(s["honest"]["PublicTest"] for _, s, _ in runs.values())
     before = seconds_to(runs[next(iter(SETTINGS))][0], target)
@@ -90,7 +104,7 @@ def main():
         more = ["--epochs", str(args.epochs), "--select-last", "0"] if args.epochs else []
         mainpro_FER.main(["--data", args.data, "--out", d, "--model", args.model, "--width", str(args.width),
                           "--seed", str(args.seed), "--resume", *flags, *more])
-    text = table(args.out)
+    text = table(args.out, args.seed, args.width)
     print(text)
     if args.write:
         record(f"Time to accuracy, {args.model} w{args.width:g} ({machine()})", text)

@@ -18,7 +18,7 @@ def test_protocol_runs_every_stage_resumes_and_reprunes(tmp_path):
     csv = write_csv(tmp_path / "fer2013.csv", fer_rows(150, seed=4))
     out = tmp_path / "run"
     env = dict(os.environ, PYTHON=sys.executable, WIDTH="0.125", EPOCHS="2", FT_EPOCHS="1", SKIP_BENCH="1",
-               ARCHS="VGG11 Resnet18", EXTRA="--test-curves", TQDM_DISABLE="1", PLOTS="1")
+               ARCHS="VGG11 Resnet18", EXTRA="--test-curves", TQDM_DISABLE="1", PLOTS="1", LATENCY_ROUNDS="1")
     cmd = ["bash", os.path.join(ROOT, "bench", "gpu_run.sh"), str(csv), str(out)]
     first = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=900)
     assert first.returncode == 0, first.stdout[-2000:] + first.stderr[-2000:]
@@ -36,12 +36,14 @@ def test_protocol_runs_every_stage_resumes_and_reprunes(tmp_path):
     again = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=900)
     assert again.returncode == 0, again.stderr[-2000:]
     assert "nothing to do" in again.stdout and "epoch   1" not in again.stdout and "== prune" not in again.stdout
+    assert "figures:" not in again.stdout  # nor are the table and figures redone
     # a newer parent makes its pruned nets stale: pruned again and fine-tuned again
     time.sleep(1.1)
     os.utime(out / "VGG11_sr" / "best.pth")
     third = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=900)
     assert third.returncode == 0, third.stderr[-2000:]
     assert third.stdout.count("prune VGG11 at") == 2 and "prune Resnet18" not in third.stdout
+    assert "figures:" in third.stdout
     assert (out / "VGG11_sr_pruned0.5" / "pruned.pth").stat().st_mtime > (out / "VGG11_sr" / "best.pth").stat().st_mtime
 
 
@@ -86,3 +88,41 @@ def test_seed_table_means_and_pairs_runs_across_seed_folders(tmp_path):
     assert r.returncode != 0 and "same seed" in r.stderr
     r = run_script("bench/seed_table.py", folders[0], str(tmp_path / "nowhere"))
     assert r.returncode != 0 and "nowhere is not a folder" in r.stderr
+
+
+def write_run(d, rows, honest, args):
+    """A finished run folder as fit() leaves it: metrics.csv, summary.json, config.json."""
+    d.mkdir(parents=True)
+    keys = ["epoch", "train_s", "eval_s", "PublicTest_acc"]
+    (d / "metrics.csv").write_text(",".join(keys) + "\n" + "".join(",".join(map(str, r)) + "\n" for r in rows))
+    (d / "summary.json").write_text(json.dumps({"honest": honest}))
+    (d / "config.json").write_text(json.dumps({"args": args}))
+
+
+def test_time_to_accuracy_reads_both_runs_and_checks_their_settings(tmp_path):
+    """Target = the lower final PublicTest (60); fp32 reaches it at 10+2+10+2+10+2 = 36 s, the new
+    default at 4+1+4+1 = 10 s: 3.60x. A linked folder made with other settings is refused."""
+    fp32 = {"recipe": "cpu", "seed": 0, "width": 0.25, "amp": "none", "channels_last": False, "epochs": 3,
+            "precision_why": "--amp none"}
+    auto = {"recipe": "cpu-lean", "seed": 0, "width": 0.25, "amp": "bf16", "channels_last": True, "epochs": 3,
+            "precision_why": "auto: this CPU has native bf16 arithmetic (AMX)"}
+    write_run(tmp_path / "cpu_fp32", [(1, 10, 2, 50), (2, 10, 2, 58), (3, 10, 2, 61)],
+              {"PublicTest": 61.0, "PrivateTest": 62.0}, fp32)
+    write_run(tmp_path / "cpu-lean_auto", [(1, 4, 1, 55), (2, 4, 1, 60), (3, 4, 0, "")],
+              {"PublicTest": 60.0, "PrivateTest": 61.5}, auto)
+    r = run_script("bench/time_to_accuracy.py", "--out", str(tmp_path), "--data", "/nonexistent.h5")
+    assert r.returncode == 0, r.stderr
+    assert "min to PublicTest 60.00" in r.stdout and "**3.60x**" in r.stdout
+    assert "| 62.000 |" in r.stdout and "| 61.500 |" in r.stdout and "bf16 autocast + channels_last" in r.stdout
+    (tmp_path / "cpu-lean_auto" / "config.json").write_text(json.dumps({"args": dict(auto, seed=1)}))
+    r = run_script("bench/time_to_accuracy.py", "--out", str(tmp_path), "--data", "/nonexistent.h5")
+    assert r.returncode != 0 and "made with" in r.stderr and r.stderr.strip().count("\n") == 0
+
+
+def test_estimate_time_prints_minutes_measured_here(synthetic_h5):
+    r = run_script("estimate_time.py", "--data", synthetic_h5, "--width", "0.125", "--archs", "VGG11",
+                   "--ft-epochs", "2", "--epochs", "3")
+    assert r.returncode == 0, r.stderr
+    assert "estimate for cpu" in r.stdout and "minutes in all" in r.stdout and "training images/s" in r.stdout
+    r = run_script("estimate_time.py", "--data", "/nonexistent.h5")
+    assert r.returncode == 2 and r.stderr.strip().count("\n") == 0
