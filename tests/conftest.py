@@ -7,9 +7,26 @@ import numpy as np
 import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # several workers share the cores: one OpenMP thread each (and in the scripts they start),
+    # or they slow each other down many times over
+    os.environ["OMP_NUM_THREADS"] = "1"
+    import torch
+    torch.set_num_threads(1)
 # Tests that need the real data sets read them from here (CI may point it at ../shared/datasets).
 REAL_DATA = os.environ.get("FER_REAL_DATA", "")
 SMALL_VGG = [8, "M", 16, "M", 32, "M", 32, "M", 32, "M"]  # a VGG cfg small enough for CPU tests
+
+
+# The longest tests start first, so that on two xdist workers the rest of the suite runs beside
+# them instead of after them (./test.sh --durations=10 shows the current order of cost).
+LONG_FIRST = ("test_protocol_runs_every_stage_resumes_and_reprunes", "test_torchrun_resume_equals_uninterrupted",
+              "test_sparsity_sweep_reads_privatetest_only_in_final", "test_released_weights_call_real_happy_faces_happy")
+
+
+def pytest_collection_modifyitems(config, items):
+    rank = {name: i for i, name in enumerate(LONG_FIRST)}
+    items.sort(key=lambda item: rank.get(item.name, len(LONG_FIRST)))  # stable: the rest keep their order
 
 
 def run_script(*args, cwd=ROOT, timeout=600):
