@@ -14,6 +14,7 @@ from PyTorch's by more than --tol on random input; prints both CPU latencies (1 
 """
 import argparse
 import json
+import logging
 import os
 import warnings
 
@@ -68,10 +69,16 @@ def quantise(ck, args, sess):
             return None if batch is None else {"input": batch}
 
     out8 = int8_path(args.out)
+    root = logging.getLogger()
+    level = root.level
     with atomic_output(out8) as tmp, warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # the quantiser suggests pre-processing; the graph is already plain
-        quantize_static(args.out, tmp, Faces(), quant_format=QuantFormat.QDQ, per_channel=True,
-                        activation_type=QuantType.QInt8, weight_type=QuantType.QInt8)
+        warnings.simplefilter("ignore")
+        root.setLevel(logging.ERROR)  # the quantiser logs a pre-processing hint; the exported graph is already plain
+        try:
+            quantize_static(args.out, tmp, Faces(), quant_format=QuantFormat.QDQ, per_channel=True,
+                            activation_type=QuantType.QInt8, weight_type=QuantType.QInt8)
+        finally:
+            root.setLevel(level)
     sess8 = ort.InferenceSession(out8, providers=["CPUExecutionProvider"])
     x10 = torch.randn(10, 1, 44, 44).numpy()
     t32 = latency_ms(lambda: sess.run(None, {"input": x10}), reps=50)

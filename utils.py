@@ -45,11 +45,15 @@ def init_distributed(device_name="auto"):
 
 
 def finish_distributed():
-    """Leave the process group cleanly: every process waits for the others, then the group is
-    destroyed, so no process exits while a peer still holds its connection open (the likely
-    cause of one gloo rank's SIGABRT at exit, seen once and not reproduced)."""
+    """Leave the process group cleanly: every process waits for the others, the DDP wrapper
+    (whose reducer holds the group and sits in a reference cycle, so it would otherwise live on
+    until interpreter exit) is collected while the group is still alive, then the group is
+    destroyed, so no process exits with gloo's threads still attached."""
+    import gc
+
     import torch.distributed as dist
     if dist.is_available() and dist.is_initialized():
+        gc.collect()
         dist.barrier()
         dist.destroy_process_group()
 

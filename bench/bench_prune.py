@@ -1,28 +1,47 @@
-"""Network-slimming benchmark: unpruned VGG19 vs pruned at 0.3 / 0.5 / 0.7, side by side.
+"""Network-slimming benchmark: the unpruned VGG19 against its pruned versions, side by side.
 
-    python bench/bench_prune.py [--checkpoint checkpoints/FER2013_VGG19/best.pth] [--write]
+    python bench/bench_prune.py [--checkpoint runs/seed0/VGG19_sr/best.pth] [--rules p0.5,p0.5r8,m0.5r8] [--write]
 
-Reports parameters, multiply-adds, weights file size and CPU latency (batch 1 x 10 crops, as
-predict.py runs; and batch 256) of every model in one run, latencies interleaved so machine
-noise hits all models alike. With --checkpoint the BatchNorm scales of a real (sparsity-trained)
-model decide the widths; without one, the scales are random, so every layer loses about the
-same share of channels - the sizes are real, the per-layer widths are not those of a trained net.
+A rule is p<fraction> (one global |gamma| threshold removing that fraction of the channels) or
+m<fraction> (keep that fraction of the multiply-adds, channels removed by |gamma| per MAC freed),
+optionally r<N> (channel counts rounded up to multiples of N). Reports parameters, multiply-adds
+and CPU latency in three settings (fp32 contiguous, fp32 channels_last, bf16 autocast +
+channels_last) at 10 crops (one face, as predict.py runs) and 160 crops (an evaluation batch),
+every model and setting timed in turn round after round, so machine noise hits all alike. With
+--checkpoint the BatchNorm scales of a real (sparsity-trained) model decide the widths; without
+one the scales are random. No fine-tuning: the latencies and sizes are what pruning buys.
 """
 import argparse
+import re
 
 import torch
 
-from common import machine, record
+from common import cpu_flags, machine, record
 
 import models  # noqa: E402
 import prune
 from utils import face_latency_fn, interleaved_latency_ms, load_checkpoint
 
+SETTINGS = {"fp32": (None, False), "fp32 + channels_last": (None, True),
+            "bf16 + channels_last": (torch.bfloat16, True)}
+
+
+def pruned(base, rule):
+    m = re.fullmatch(r"([pm])([0-9.]+)(?:r(\d+))?", rule)
+    if not m:
+        raise SystemExit(f"error: --rules: {rule!r} is not p<fraction>[r<N>] or m<fraction>[r<N>]")
+    kind, value, round_to = m.group(1), float(m.group(2)), int(m.group(3) or 1)
+    if kind == "p":
+        masks, _ = prune.channel_masks(base, value, round_to=round_to)
+    else:
+        masks, _ = prune.macs_target_masks(base, value, round_to=round_to)
+    return prune.compact_model(base, masks).eval()
+
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--checkpoint", metavar="CKPT", help="trained VGG checkpoint (default: random BN scales)")
-    ap.add_argument("--percents", default="0.3,0.5,0.7", metavar="LIST", help="(default: 0.3,0.5,0.7)")
+    ap.add_argument("--rules", default="p0.3,p0.5,p0.7", metavar="LIST", help="(default: p0.3,p0.5,p0.7)")
     ap.add_argument("--rounds", type=int, default=5, metavar="N", help="interleaved timing rounds (default: 5)")
     ap.add_argument("--write", action="store_true", help="record the table in BENCHMARKS.md")
     args = ap.parse_args()
@@ -35,33 +54,28 @@ def main():
             bn.weight.data.uniform_(0, 1)
     base.eval()
     nets = {"unpruned": base}
-    for p in [float(v) for v in args.percents.split(",")]:
-        masks, _ = prune.channel_masks(base, p)
-        nets[f"pruned {p:.1f}"] = prune.compact_model(base, masks).eval()
-    x256 = torch.randn(256, 1, 44, 44)
-
-    def batch256(net):
-        def run():
-            with torch.no_grad():
-                net(x256)
-        return run
-    b1 = interleaved_latency_ms({k: face_latency_fn(net) for k, net in nets.items()}, args.rounds, 10)
-    b256 = interleaved_latency_ms({k: batch256(net) for k, net in nets.items()}, args.rounds, 1)
-    rows = []
-    ref = None
+    for rule in args.rules.split(","):
+        nets[rule] = pruned(base, rule)
+    fns = {(k, s, crops): face_latency_fn(net, *SETTINGS[s], crops=crops)
+           for k, net in nets.items() for s in SETTINGS for crops in (10, 160)}
+    ms = interleaved_latency_ms(fns, args.rounds, 5)
+    head = "| model | cfg | params | MACs / crop | " + " | ".join(f"{s}, {c} crops" for s in SETTINGS for c in (10, 160))
+    rows = [head + " |", "|" + "---|" * (4 + 2 * len(SETTINGS))]
+    macs0, params0 = prune.count_macs(base), prune.n_params(base)
     for k, net in nets.items():
-        size = {"params": prune.n_params(net), "macs": prune.count_macs(net), "mb": prune.weights_mb(net),
-                "b1": b1[k], "b256": b256[k]}
-        ref = ref or size
-        r = {q: ref[q] / size[q] for q in size}
-        rows.append(f"| {k} | {size['params']:,} ({r['params']:.1f}x) | {size['macs'] / 1e6:,.0f}M ({r['macs']:.1f}x) | "
-                    f"{size['mb']:.1f} ({r['mb']:.1f}x) | {size['b1']:.1f} ({r['b1']:.1f}x) | "
-                    f"{size['b256']:.0f} ({r['b256']:.1f}x) |")
-    table = ("| model | params | MACs / image | weights MB | CPU ms, 1 face x 10 crops | CPU ms, batch 256 |\n"
-             "|---|---|---|---|---|---|\n" + "\n".join(rows) +
-             f"\n\nSource: {source}. Ratios are to the unpruned model, measured in the same run (median of "
-             f"{args.rounds} interleaved rounds, {torch.get_num_threads()} threads). MACs = multiply-accumulates "
-             "per 44x44 crop (FLOPs = 2x).")
+        cells = []
+        for s in SETTINGS:
+            for c in (10, 160):
+                t, t0 = ms[(k, s, c)], ms[("unpruned", "fp32", c)]
+                cells.append(f"{t:.2f} ({t0 / t:.2f}x)")
+        conv = [v for v in net.cfg if v != "M"]
+        rows.append(f"| {k} | {','.join(map(str, conv))} | {prune.n_params(net):,} ({params0 / prune.n_params(net):.1f}x) | "
+                    f"{prune.count_macs(net) / 1e6:.1f}M ({macs0 / prune.count_macs(net):.2f}x) | " + " | ".join(cells) + " |")
+    table = ("\n".join(rows) + f"\n\nSource: {source}. CPU ms per call, median of {args.rounds} interleaved rounds, "
+             f"{torch.get_num_threads()} threads; ratios in brackets are to the unpruned model in fp32 contiguous at "
+             f"the same number of crops. Rules: p = global |gamma| threshold removing that share of channels, "
+             f"m = keep that share of the multiply-adds (|gamma| per MAC freed), r = channel counts rounded up to "
+             f"multiples. No fine-tuning. {cpu_flags()}.")
     print(table)
     if args.write:
         kind = "trained checkpoint" if args.checkpoint else "random BatchNorm scales"
