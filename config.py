@@ -67,7 +67,8 @@ def model_info(model, arch, data, **extra):
     """What every checkpoint carries to rebuild the model and label its outputs."""
     return {"arch": arch, "cfg": model.cfg, "model_args": model.model_args, "num_classes": data.num_classes,
             "in_channels": 1,
-            "class_names": data.class_names, "dataset": data.name, "synthetic": data.synthetic, **extra}
+            "class_names": data.class_names, "dataset": data.name, "synthetic": data.synthetic,
+            **({"split_roles": data.split_roles} if data.split_roles else {}), **extra}
 
 
 def build_model_from_args(args, num_classes):

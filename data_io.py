@@ -6,9 +6,11 @@ in memory; ``dataset.py`` builds the torch side on top of it.
 HDF5 layout (the original repo's keys, so its files still load):
     FER-style:  <Split>_pixel uint8 [N, 2304], <Split>_label int64 [N]   for each split
     CK+-style:  data_pixel uint8 [N, 48, 48], data_label int64 [N] (+ data_subject, data_sequence)
-    attrs (ours, optional): dataset, class_names (JSON), synthetic (bool), source
+    attrs (ours, optional): dataset, class_names (JSON), synthetic (bool), source, duplicates (JSON),
+                            split_roles (JSON, the image-folder FER2013: which split is what)
 """
 import contextlib
+import hashlib
 import json
 import os
 import sys
@@ -70,6 +72,8 @@ def read_meta(h5):
         "dataset": str(h5.attrs.get("dataset", default_name)),
         "class_names": names,
         "synthetic": bool(h5.attrs.get("synthetic", False)),
+        # what each split stands for when it is not FER2013's own (the image-folder layout)
+        "split_roles": json.loads(h5.attrs["split_roles"]) if "split_roles" in h5.attrs else None,
     }
 
 
@@ -78,6 +82,51 @@ def write_meta(h5, dataset, class_names, synthetic=False, source=""):
     h5.attrs["class_names"] = json.dumps(list(class_names))
     h5.attrs["synthetic"] = bool(synthetic)
     h5.attrs["source"] = str(source)
+
+
+# ----------------------------------------------------------------------------------------
+# Duplicate images: FER2013 holds the same face under several rows, some across the splits
+
+def row_digests(pixels):
+    """uint8 images (N, ...) -> uint64 [N], a 64-bit BLAKE2 digest of each image's bytes.
+
+    Equal images have equal digests; at 64 bits two different FER2013-sized images collide with
+    probability about 1e-10 for the whole data set, so counting digests counts identical pixels.
+    """
+    rows = np.ascontiguousarray(pixels).reshape(len(pixels), -1)
+    return np.frombuffer(b"".join(hashlib.blake2b(r.tobytes(), digest_size=8).digest() for r in rows),
+                         dtype="<u8").copy()
+
+
+def duplicate_summary(digests, labels):
+    """Identical images, counted on pixels: {split: uint64 digests}, {split: labels} -> a JSON-able dict.
+
+    copies: images identical to an earlier one (all splits together); groups: distinct images
+    that occur more than once; label_conflicts: such groups whose copies carry different labels;
+    across: for each pair of splits, how many distinct images appear in both.
+    """
+    names = list(digests)
+    d = np.concatenate([digests[s] for s in names])
+    y = np.concatenate([labels[s] for s in names]).astype(np.int64)
+    split = np.concatenate([np.full(len(digests[s]), i) for i, s in enumerate(names)])
+    uniq, inv, count = np.unique(d, return_inverse=True, return_counts=True)
+    present = np.zeros((len(uniq), len(names)), bool)
+    present[inv, split] = True
+    lo = np.full(len(uniq), np.iinfo(np.int64).max)
+    hi = np.full(len(uniq), np.iinfo(np.int64).min)
+    np.minimum.at(lo, inv, y)
+    np.maximum.at(hi, inv, y)
+    return {"images": int(len(d)), "copies": int(len(d) - len(uniq)), "groups": int((count > 1).sum()),
+            "label_conflicts": int(((count > 1) & (lo != hi)).sum()),
+            "across": {f"{a}+{b}": int((present[:, i] & present[:, j]).sum())
+                       for i, a in enumerate(names) for j, b in enumerate(names) if i < j}}
+
+
+def format_duplicates(dups):
+    across = ", ".join(f"{k} {v}" for k, v in dups["across"].items())
+    return (f"duplicates (identical pixels): {dups['copies']} of {dups['images']} images repeat another "
+            f"({dups['groups']} images occur more than once, {dups['label_conflicts']} of them with different "
+            f"labels); images in two splits: {across}")
 
 
 # ----------------------------------------------------------------------------------------

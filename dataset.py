@@ -43,6 +43,7 @@ class H5Dataset:
         self.num_classes = len(self.class_names)
         self.name = self.meta["dataset"]
         self.synthetic = self.meta["synthetic"]
+        self.split_roles = self.meta["split_roles"]
 
     def arrays(self, split):
         """(pixels uint8 [N, 48, 48], labels int64 [N]) as numpy, checked."""

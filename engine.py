@@ -237,6 +237,8 @@ def fit(model, train, evals, args, model_info, select="PublicTest", log=print, t
                "test_selected_max": {k: v for k, v in best["test_selected"].items()
                                      if k == select or not select or args.test_curves},
                "synthetic": model_info.get("synthetic", False)}
+    if model_info.get("split_roles"):
+        summary["split_roles"] = model_info["split_roles"]
     if main and (start < args.epochs or not os.path.exists(os.path.join(out, "summary.json"))):
         write_json(summary, os.path.join(out, "summary.json"))
     return summary
@@ -374,4 +376,7 @@ def format_summary(summary):
         lines.append(f"  {k:12s} {v:7.3f}  (at the selected epoch)")
     for k, (acc, ep) in summary["test_selected_max"].items():
         lines.append(f"  {k:12s} {acc:7.3f}  (test-selected: best over epochs, epoch {ep}; comparison only)")
+    for k, role in (summary.get("split_roles") or {}).items():
+        if k in summary["honest"]:
+            lines.append(f"  {k} here = {role}: not comparable with FER2013's own {k}")
     return "\n".join(lines)

@@ -65,3 +65,19 @@ def crop_face(grey, box, margin=0.2):
 def whole_face(grey):
     import cv2
     return cv2.resize(grey, (48, 48), interpolation=cv2.INTER_AREA if min(grey.shape) > 48 else cv2.INTER_LINEAR)
+
+
+def read_face48(path, resize=False):
+    """48x48 grey uint8 array; other sizes/modes only with ``resize`` (returns (array, was_resized))."""
+    from PIL import Image, UnidentifiedImageError
+    try:
+        with Image.open(path) as im:
+            im.load()
+            if im.mode == "L" and im.size == (48, 48):
+                return np.asarray(im, np.uint8), False
+            if not resize:
+                raise DataError(f"{path}: {im.size[0]}x{im.size[1]} {im.mode} image, expected 48x48 grey "
+                                "(L); pass --resize to convert such images")
+            return np.asarray(im.convert("L").resize((48, 48), Image.BILINEAR), np.uint8), True
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
+        raise DataError(f"{path}: unreadable image ({e})") from None

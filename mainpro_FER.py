@@ -49,6 +49,9 @@ def main(argv=None):
         if data.synthetic and is_main_process():
             print(f"NOTE: {data.path} is SYNTHETIC data (drawn faces), not FER2013; its accuracies say "
                   "only that the pipeline learns.")
+        if data.split_roles and is_main_process():
+            print(f"NOTE: {data.path} is the image-folder FER2013: " + "; ".join(
+                f"{k} = {v}" for k, v in data.split_roles.items()) + ". Not comparable with FER2013 figures.")
         train = data.load("Training", device)
         splits = ("PublicTest",) if args.tune else ("PublicTest", "PrivateTest")
         evals = {s: data.load(s, device) for s in splits if s in data.splits}

@@ -13,29 +13,13 @@ import re
 
 import h5py
 import numpy as np
-from PIL import Image, UnidentifiedImageError
-
 from data_io import DataError, atomic_output, cli_error, write_meta
+from faces import read_face48
 
 # label order of the original repo
 CK_CLASSES = ["anger", "disgust", "fear", "happy", "sadness", "surprise", "contempt"]
 NAME = re.compile(r"^S(\d+)_(\d+)_(\d+)\.(png|jpg|jpeg|bmp|tif|tiff)$", re.I)
 IMAGE_EXT = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
-
-
-def read_image(path, resize):
-    """48x48 grey uint8 array; other sizes/modes only with ``resize`` (returns (array, was_resized))."""
-    try:
-        with Image.open(path) as im:
-            im.load()
-            if im.mode == "L" and im.size == (48, 48):
-                return np.asarray(im, np.uint8), False
-            if not resize:
-                raise DataError(f"{path}: {im.size[0]}x{im.size[1]} {im.mode} image, expected 48x48 grey "
-                                "(L); pass --resize to convert such images")
-            return np.asarray(im.convert("L").resize((48, 48), Image.BILINEAR), np.uint8), True
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
-        raise DataError(f"{path}: unreadable image ({e})") from None
 
 
 def scan(src, resize=False):
@@ -61,7 +45,7 @@ def scan(src, resize=False):
             m = NAME.match(f)
             if not m:
                 raise DataError(f"{os.path.join(folder, f)}: file name is not S<subject>_<sequence>_<frame>.png")
-            img, was = read_image(os.path.join(folder, f), resize)
+            img, was = read_face48(os.path.join(folder, f), resize)
             resized += was
             pixels.append(img)
             labels.append(label)

@@ -14,8 +14,10 @@ import argparse
 import collections
 import csv
 import gzip
+import json
 import os
 import tarfile
+import zipfile
 import zlib
 from concurrent.futures import ThreadPoolExecutor
 
@@ -23,55 +25,121 @@ import h5py
 import numpy as np
 
 from data_io import (FER_CLASSES, FER_SPLITS, FERPLUS_CLASSES, DataError, atomic_output, cli_error,
-                     synthetic_faces, write_meta)
+                     duplicate_summary, format_duplicates, row_digests, synthetic_faces, write_meta)
+from faces import read_face48
 
-HEADER = "emotion,pixels,Usage"
+COLUMNS = ("emotion", "pixels", "Usage")  # read by name: fer2013.csv has this order, icml_face_data.csv not
 NPIX = 48 * 48
+CSV_NAMES = ("fer2013.csv", "icml_face_data.csv")  # the files that hold all three splits, preferred in this order
+PARTIAL = {"train.csv": "holds only the Training rows (no Usage column)",
+           "test.csv": "holds the test images without labels",
+           "example_submission.csv": "is a submission template, not data"}
+USE_INSTEAD = ("use fer2013.csv or icml_face_data.csv from the same Kaggle download (or pass the "
+               "competition's .zip / fer2013.tar.gz itself)")
 USAGE_CODE = {name.encode(): i for i, name in enumerate(FER_SPLITS)}
 WHERE_TO_GET = ("download FER2013 from Kaggle (challenges-in-representation-learning-facial-expression-"
-                "recognition-challenge, file fer2013.tar.gz or fer2013.csv) and put fer2013.csv in data/, "
-                "or pass --csv PATH")
+                "recognition-challenge: the .zip, fer2013.tar.gz, fer2013.csv or icml_face_data.csv) and put "
+                "fer2013.csv in data/, or pass --csv PATH (the image-folder version: --images DIR)")
 
 
 # ----------------------------------------------------------------------------------------
-# Opening the source: plain CSV, gzip'd CSV, or a tar(.gz) archive holding fer2013.csv
+# Opening the source: plain CSV, gzip'd CSV, a tar(.gz) archive, or the competition's zip
+
+def pick_member(names, where):
+    """The archive member to read: fer2013.csv, then icml_face_data.csv; one error line otherwise."""
+    by_base = {}
+    for n in names:
+        by_base.setdefault(os.path.basename(n).lower(), n)
+    for want in CSV_NAMES:
+        if want in by_base:
+            return by_base[want]
+    csvs = sorted(os.path.basename(n) for n in names if n.lower().endswith(".csv"))
+    held = f"it holds {', '.join(csvs)}" if csvs else "it holds no CSV"
+    raise DataError(f"{where}: no fer2013.csv or icml_face_data.csv inside ({held}); {USE_INSTEAD}")
+
+
+def open_tar(path, fileobj=None):
+    """(stream, name) of the FER CSV inside a tar archive (a path, or a stream from a zip)."""
+    where = path if fileobj is None else f"{path}:fer2013.tar.gz"
+    try:
+        if fileobj is None:
+            tar = tarfile.open(path, "r:*")
+            names = [m.name for m in tar.getmembers() if m.isfile()]
+            name = pick_member(names, where)
+            return tar.extractfile(name), f"{path}:{name}"
+        tar = tarfile.open(fileobj=fileobj, mode="r|*")  # a zip member cannot seek: read it as a stream
+        seen = []
+        for m in tar:
+            if m.isfile() and os.path.basename(m.name).lower() == "fer2013.csv":
+                return tar.extractfile(m), f"{where}:{m.name}"
+            seen.append(m.name)
+        pick_member(seen, where)  # raises: names what the archive holds
+    except (tarfile.TarError, OSError, EOFError, zlib.error) as e:
+        raise DataError(f"{where}: corrupt or unreadable tar archive ({e})") from None
+
+
+def open_zip(path):
+    """(stream, name) of the FER CSV inside the competition's zip (or the tar.gz it holds)."""
+    try:
+        zf = zipfile.ZipFile(path)
+        names = [i.filename for i in zf.infolist() if not i.is_dir()]
+        try:
+            name = pick_member(names, path)
+        except DataError:
+            tars = [n for n in names if os.path.basename(n).lower() in ("fer2013.tar.gz", "fer2013.tgz", "fer2013.tar")]
+            if not tars:
+                raise
+            return open_tar(path, zf.open(tars[0]))
+        return zf.open(name), f"{path}:{name}"
+    except (zipfile.BadZipFile, OSError, EOFError, zlib.error) as e:
+        raise DataError(f"{path}: corrupt or unreadable zip archive ({e})") from None
+
 
 def open_source(path):
-    """Return a binary stream of the CSV text inside ``path`` (csv, csv.gz, tar, tar.gz)."""
+    """Return (binary stream of the CSV text, name for messages) for csv, csv.gz, tar(.gz) or zip."""
     if not os.path.exists(path):
         raise DataError(f"{path} not found: {WHERE_TO_GET}")
     if os.path.isdir(path):
-        raise DataError(f"{path} is a folder, expected fer2013.csv (or .csv.gz / .tar.gz)")
+        raise DataError(f"{path} is a folder, expected fer2013.csv (or .csv.gz / .tar.gz / .zip); "
+                        "for the image-folder version pass --images DIR")
     with open(path, "rb") as f:
-        magic = f.read(2)
+        magic = f.read(4)
     name = path.lower()
+    if magic[:2] == b"PK" or name.endswith(".zip"):
+        return open_zip(path)
     is_tar = name.endswith((".tar", ".tar.gz", ".tgz"))
-    if not is_tar and magic == b"\x1f\x8b":
+    if not is_tar and magic[:2] == b"\x1f\x8b":
         try:  # a gzip'd tar without the usual extension is still accepted
             is_tar = tarfile.is_tarfile(path)
         except Exception:
             is_tar = False
     if is_tar:
-        try:
-            tar = tarfile.open(path, "r:*")
-            members = [m for m in tar.getmembers() if m.isfile() and m.name.endswith(".csv")]
-        except (tarfile.TarError, OSError, EOFError, zlib.error) as e:
-            raise DataError(f"{path}: corrupt or unreadable tar archive ({e})") from None
-        pick = [m for m in members if os.path.basename(m.name) == "fer2013.csv"] or members
-        if not pick:
-            raise DataError(f"{path}: archive holds no fer2013.csv")
-        return tar.extractfile(pick[0])
-    if magic == b"\x1f\x8b":
-        return gzip.open(path, "rb")
-    return open(path, "rb")
+        return open_tar(path)
+    if magic[:2] == b"\x1f\x8b":
+        return gzip.open(path, "rb"), path
+    return open(path, "rb"), path
+
+
+def column_order(first, where):
+    """Header line -> (emotion, pixels, Usage) column positions; names trimmed, any order."""
+    cols = [c.strip().lower() for c in first.split(",")]
+    want = [c.lower() for c in COLUMNS]
+    if sorted(cols) == sorted(want):
+        return tuple(cols.index(c) for c in want)
+    base = os.path.basename(where.split(":")[-1]).lower()
+    if base in PARTIAL or cols in (["emotion", "pixels"], ["pixels"]):
+        what = PARTIAL.get(base, "has no Usage column, so the PublicTest/PrivateTest split is lost")
+        raise DataError(f"{where}: {os.path.basename(where)} {what}; {USE_INSTEAD}")
+    raise DataError(f"{where} line 1: header is {first[:60]!r}, expected the columns emotion, pixels, Usage "
+                    "in any order (is this fer2013.csv or icml_face_data.csv?)")
 
 
 def read_chunks(stream, path, chunk_bytes):
-    """Yield (first_line_number, bytes of whole lines) after checking the header line."""
+    """Yield the column order, then (first_line_number, bytes of whole lines)."""
     def read(n):
         try:
             return stream.read(n)
-        except (OSError, EOFError, zlib.error, tarfile.TarError) as e:
+        except (OSError, EOFError, zlib.error, tarfile.TarError, zipfile.BadZipFile) as e:
             raise DataError(f"{path}: corrupt compressed data ({e})") from None
 
     head = read(4096)
@@ -85,8 +153,7 @@ def read_chunks(stream, path, chunk_bytes):
         head += more
         nl = head.find(b"\n")
     first = (head if nl < 0 else head[:nl]).decode("utf-8", "replace").lstrip("\ufeff").strip()
-    if first.replace(" ", "") != HEADER:
-        raise DataError(f"{path} line 1: header is {first[:60]!r}, expected {HEADER!r} (is this fer2013.csv?)")
+    yield column_order(first, path)
     buf, line_no = (b"" if nl < 0 else head[nl + 1:]), 2
     while True:
         more = read(chunk_bytes)
@@ -110,10 +177,11 @@ def read_chunks(stream, path, chunk_bytes):
 # ----------------------------------------------------------------------------------------
 # Vectorised parsing of one block of complete lines
 
-def parse_block(block, line_no, path):
-    """Parse ``emotion,pixels,Usage`` lines -> (labels int64 [n], usage uint8 [n], pixels uint8 [n, 2304]).
+def parse_block(block, line_no, path, order=(0, 1, 2)):
+    """Parse CSV lines of the three FER columns -> (labels int64 [n], usage uint8 [n], pixels uint8 [n, 2304]).
 
-    ``line_no`` is the file line number of the block's first line, for error messages.
+    ``order``: the column positions of emotion, pixels and Usage (``column_order``); ``line_no``
+    is the file line number of the block's first line, for error messages.
     """
     if b"\r" in block:
         block = block.replace(b"\r\n", b"\n")
@@ -145,14 +213,17 @@ def parse_block(block, line_no, path):
     first_commas = np.searchsorted(commas, starts)
     if (per_line != 2).any():
         i = int(np.argmax(per_line != 2))
-        raise DataError(f"{where(i)}: expected 3 fields emotion,pixels,Usage, found {per_line[i] + 1}")
-    c1, c2 = commas[first_commas], commas[first_commas + 1]
+        names = ",".join(sorted(COLUMNS, key=lambda c: order[COLUMNS.index(c)]))
+        raise DataError(f"{where(i)}: expected 3 fields {names}, found {per_line[i] + 1}")
+    # field k of each line lies strictly between sep[k] and sep[k + 1]
+    sep = (starts - 1, commas[first_commas], commas[first_commas + 1], ends)
+    (lab_a, lab_b), (pix_a, pix_b), (use_a, use_b) = [(sep[k], sep[k + 1]) for k in order]
 
-    # emotion label: one digit 0-6 on the fast path; anything else is checked line by line
-    labels = b[starts].astype(np.int64) - 48
-    odd = np.flatnonzero((c1 - starts != 1) | (labels < 0) | (labels > 6))
+    # emotion label: one digit 0-6 on the fast path; anything else (spaces, bad text) line by line
+    labels = b[lab_a + 1].astype(np.int64) - 48
+    odd = np.flatnonzero((lab_b - lab_a != 2) | (labels < 0) | (labels > 6))
     for i in odd:
-        field = block[starts[i]:c1[i]].decode("utf-8", "replace").strip()
+        field = block[lab_a[i] + 1:lab_b[i]].decode("utf-8", "replace").strip()
         try:
             value = int(field)
         except ValueError:
@@ -164,24 +235,24 @@ def parse_block(block, line_no, path):
     # Usage: a handful of distinct strings, looked up per line (35k lookups, not per pixel)
     usage = np.empty(n, np.uint8)
     for i in range(n):
-        code = USAGE_CODE.get(block[c2[i] + 1:ends[i]].strip())
+        code = USAGE_CODE.get(block[use_a[i] + 1:use_b[i]].strip())
         if code is None:
-            field = block[c2[i] + 1:ends[i]].decode("utf-8", "replace")
+            field = block[use_a[i] + 1:use_b[i]].decode("utf-8", "replace")
             raise DataError(f"{where(i)}: unknown Usage {field!r} (expected one of {', '.join(FER_SPLITS)})")
         usage[i] = code
 
-    # pixels: digit runs between the two commas, values from up to three digits per run
-    isd[starts] = False  # the label digit is not a pixel
+    # pixels: digit runs inside the pixel field, values from up to three digits per run
+    isd[lab_a + 1] = False  # the label digit is not a pixel (Usage holds no digits: checked above)
     for i in odd:
-        isd[starts[i]:c1[i]] = False
+        isd[lab_a[i] + 1:lab_b[i]] = False
     line_of = np.searchsorted(ends, other)
-    inside = (other > c1[line_of]) & (other < c2[line_of])
+    inside = (other > pix_a[line_of]) & (other < pix_b[line_of])
     if inside.any():
         k = int(np.argmax(inside))
         i, p = line_of[k], other[k]
-        lo = block.rfind(b" ", c1[i], p) + 1 or c1[i] + 1
-        hi = min([q for q in (block.find(b" ", p, c2[i]), c2[i]) if q >= 0])
-        tok = block[max(lo, c1[i] + 1):hi].decode("utf-8", "replace")
+        lo = block.rfind(b" ", pix_a[i], p) + 1 or pix_a[i] + 1
+        hi = min([q for q in (block.find(b" ", p, pix_b[i]), pix_b[i]) if q >= 0])
+        tok = block[max(lo, pix_a[i] + 1):hi].decode("utf-8", "replace")
         raise DataError(f"{where(i)}: pixel {tok!r} is not an integer 0-255")
     tok_end = np.flatnonzero(isd[:-1] & ~isd[1:])  # last digit of each pixel value
     counts = np.diff(np.r_[0, np.searchsorted(tok_end, ends)])
@@ -243,10 +314,12 @@ def parsed_blocks(stream, path, chunk_bytes, workers):
     At most ``workers + 1`` blocks are in flight, so memory stays bounded whatever the file
     size; the first bad line in file order is the one reported.
     """
+    chunks = read_chunks(stream, path, chunk_bytes)
+    order = next(chunks)  # the header's column positions
     with ThreadPoolExecutor(workers) as ex:
         pending = collections.deque()
-        for line_no, block in read_chunks(stream, path, chunk_bytes):
-            pending.append(ex.submit(parse_block, block, line_no, path))
+        for line_no, block in chunks:
+            pending.append(ex.submit(parse_block, block, line_no, path, order))
             if len(pending) > workers:
                 yield pending.popleft().result()
         while pending:
@@ -254,20 +327,22 @@ def parsed_blocks(stream, path, chunk_bytes, workers):
 
 
 def convert(csv_path, out_path, ferplus=None, chunk_bytes=4 << 20, workers=None):
-    """Parse ``csv_path`` and write the FER-layout HDF5 atomically; return rows per split."""
+    """Parse ``csv_path`` and write the FER-layout HDF5 atomically; return (rows per split, duplicates)."""
     workers = workers or min(4, os.cpu_count() or 1)
     plus_labels = plus_usage = None
     if ferplus:
         plus_labels, plus_usage = read_ferplus(ferplus)
-    stream = open_source(csv_path)
+    stream, where = open_source(csv_path)
     counts = {s: 0 for s in FER_SPLITS}
+    digests = {s: [] for s in FER_SPLITS}  # per image, for the duplicate count
+    labels_kept = {s: [] for s in FER_SPLITS}
     row = 0
     with stream, atomic_output(out_path) as tmp, h5py.File(tmp, "w") as h5:
         sets = {}
         for s in FER_SPLITS:
             sets[s] = (h5.create_dataset(f"{s}_pixel", (0, NPIX), np.uint8, maxshape=(None, NPIX), chunks=(256, NPIX)),
                        h5.create_dataset(f"{s}_label", (0,), np.int64, maxshape=(None,), chunks=(4096,)))
-        for labels, usage, pixels in parsed_blocks(stream, csv_path, chunk_bytes, workers):
+        for labels, usage, pixels in parsed_blocks(stream, where, chunk_bytes, workers):
             n = len(labels)
             if plus_labels is not None:
                 if row + n > len(plus_labels):
@@ -290,19 +365,105 @@ def convert(csv_path, out_path, ferplus=None, chunk_bytes=4 << 20, workers=None)
                     px[counts[s]:] = pixels[keep]
                     lb[counts[s]:] = labels[keep]
                     counts[s] += k
+                    digests[s].append(row_digests(pixels[keep]))
+                    labels_kept[s].append(labels[keep])
         if row == 0:
-            raise DataError(f"{csv_path} has a header but no data rows")
+            raise DataError(f"{where} has a header but no data rows")
         empty = [s for s in FER_SPLITS if counts[s] == 0]
         if empty:  # training selects on PublicTest and reports PrivateTest: all three are needed
-            raise DataError(f"{csv_path}: no {' or '.join(empty)} rows (Usage column); FER2013 needs rows of "
+            raise DataError(f"{where}: no {' or '.join(empty)} rows (Usage column); FER2013 needs rows of "
                             f"{', '.join(FER_SPLITS)}; nothing written")
         if plus_labels is not None and row != len(plus_labels):
             raise DataError(f"{ferplus} has {len(plus_labels)} rows but {csv_path} has {row}; not row-aligned")
+        dups = duplicate_summary({s: np.concatenate(digests[s]) for s in FER_SPLITS},
+                                 {s: np.concatenate(labels_kept[s]) for s in FER_SPLITS})
+        source = os.path.basename(where.replace(":", os.sep)) if plus_labels is None else os.path.basename(ferplus)
         if plus_labels is None:
-            write_meta(h5, "FER2013", FER_CLASSES, source=os.path.basename(csv_path))
+            write_meta(h5, "FER2013", FER_CLASSES, source=source)
         else:
-            write_meta(h5, "FER2013+", FERPLUS_CLASSES, source=os.path.basename(ferplus))
-    return counts
+            write_meta(h5, "FER2013+", FERPLUS_CLASSES, source=source)
+        h5.attrs["duplicates"] = json.dumps(dups)
+    return counts, dups
+
+
+# ----------------------------------------------------------------------------------------
+# The image-folder FER2013: <DIR>/train/<class>/*.jpg and <DIR>/test/<class>/*.jpg
+
+FOLDER_SPLITS = ("train", "test")
+FOLDER_NAME = "FER2013-folders"  # not FER2013: its test split mixes PublicTest and PrivateTest
+
+
+def folder_class(name, where):
+    """Class folder name (angry, disgust, fear, happy, sad, surprise, neutral; any case) -> label."""
+    classes = [c.lower() for c in FER_CLASSES]
+    if name.lower() not in classes:
+        raise DataError(f"{where}: unknown class folder {name!r} (expected {', '.join(classes)})")
+    return classes.index(name.lower())
+
+
+def scan_split(root, split, resize):
+    """One of train/ or test/: (pixels uint8 [N, 48, 48], labels int64 [N], files, resized count)."""
+    folder = os.path.join(root, split)
+    if not os.path.isdir(folder):
+        raise DataError(f"{folder} not found: the image-folder FER2013 has train/<class>/ and test/<class>/")
+    found = {}
+    for d in sorted(os.listdir(folder)):
+        if d.startswith(".") or not os.path.isdir(os.path.join(folder, d)):
+            continue
+        found[folder_class(d, os.path.join(folder, d))] = d
+    missing = [c.lower() for i, c in enumerate(FER_CLASSES) if i not in found]
+    if missing:
+        raise DataError(f"{folder}: class folder {missing[0]!r} is missing (expected one folder per class: "
+                        f"{', '.join(c.lower() for c in FER_CLASSES)})")
+    pixels, labels, files, resized = [], [], [], 0
+    for label in range(len(FER_CLASSES)):
+        cls = os.path.join(folder, found[label])
+        names = sorted(f for f in os.listdir(cls) if not f.startswith("."))
+        if not names:
+            raise DataError(f"{cls}: class folder is empty")
+        for f in names:
+            img, was = read_face48(os.path.join(cls, f), resize)
+            resized += was
+            pixels.append(img)
+            labels.append(label)
+            files.append(f"{split}/{found[label]}/{f}")
+    return np.stack(pixels), np.array(labels, np.int64), files, resized
+
+
+def convert_folders(root, out_path, val_fraction=0.1, seed=0, resize=False):
+    """Image folders -> FER-layout HDF5: Training and a seeded stratified validation split carved
+    from train/ (stored as PublicTest, which it replaces for selection), the whole test/ folder as
+    PrivateTest (the reported split). Returns (rows per split, duplicates, resized count)."""
+    from sklearn.model_selection import train_test_split
+    if not os.path.isdir(root):
+        raise DataError(f"{root} not found: expected the image-folder FER2013 (train/<class>/*.jpg, test/<class>/*.jpg)")
+    if not 0 < val_fraction < 1:
+        raise DataError(f"--val-fraction {val_fraction}: must be between 0 and 1")
+    x, y, files, resized = scan_split(root, "train", resize)
+    xt, yt, files_t, resized_t = scan_split(root, "test", resize)
+    try:
+        fit, val = train_test_split(np.arange(len(y)), test_size=val_fraction, stratify=y, random_state=seed)
+    except ValueError as e:  # a class too small to appear in both parts
+        raise DataError(f"{root}/train: cannot carve a stratified {val_fraction} validation split ({e})") from None
+    fit, val = np.sort(fit), np.sort(val)
+    parts = {"Training": (x[fit], y[fit], [files[i] for i in fit]),
+             "PublicTest": (x[val], y[val], [files[i] for i in val]),
+             "PrivateTest": (xt, yt, files_t)}
+    dups = duplicate_summary({s: row_digests(p[0]) for s, p in parts.items()}, {s: p[1] for s, p in parts.items()})
+    roles = {"Training": "train/ less the validation images",
+             "PublicTest": f"validation: {val_fraction:g} of train/, stratified by class, seed {seed} (selects)",
+             "PrivateTest": "test/ (the original PublicTest and PrivateTest mixed; reported)"}
+    with atomic_output(out_path) as tmp, h5py.File(tmp, "w") as h5:
+        for s, (px, lb, names) in parts.items():
+            h5.create_dataset(f"{s}_pixel", data=px.reshape(len(px), NPIX))
+            h5.create_dataset(f"{s}_label", data=lb)
+            h5.create_dataset(f"{s}_file", data=np.array(names, dtype=h5py.string_dtype()))
+        write_meta(h5, FOLDER_NAME, FER_CLASSES, source=os.path.abspath(root))
+        h5.attrs["split_roles"] = json.dumps(roles)
+        h5.attrs["val_fraction"] = float(val_fraction)
+        h5.attrs["val_seed"] = int(seed)
+        h5.attrs["duplicates"] = json.dumps(dups)
+    return {s: len(p[1]) for s, p in parts.items()}, dups, resized + resized_t
 
 
 def write_synthetic(out_path, n, seed=0):
@@ -322,14 +483,23 @@ def write_synthetic(out_path, n, seed=0):
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--csv", default="data/fer2013.csv", metavar="PATH",
-                    help="fer2013.csv, fer2013.csv.gz or fer2013.tar.gz (default: data/fer2013.csv)")
+                    help="fer2013.csv or icml_face_data.csv (also .gz), fer2013.tar.gz, or the competition's .zip "
+                         "(default: data/fer2013.csv)")
+    ap.add_argument("--images", default=None, metavar="DIR",
+                    help="read the image-folder FER2013 instead (DIR/train/<class>/, DIR/test/<class>/): a "
+                         "validation split is carved from train/, test/ is the reported split (default: off)")
+    ap.add_argument("--val-fraction", type=float, default=0.1, metavar="F",
+                    help="--images: fraction of train/ held out for selection, stratified (default: 0.1)")
+    ap.add_argument("--resize", action="store_true",
+                    help="--images: convert images that are not 48x48 grey (default: refuse them)")
     ap.add_argument("--out", default=None, metavar="FILE",
                     help="output HDF5 (default: data/data.h5; data/synthetic.h5 with --synthetic)")
     ap.add_argument("--ferplus", default=None, metavar="CSV",
                     help="fer2013new.csv: replace labels by the FER+ majority vote (default: off)")
     ap.add_argument("--synthetic", type=int, default=0, metavar="N",
                     help="write N procedurally drawn faces instead of reading FER2013 (default: 0 = off)")
-    ap.add_argument("--seed", type=int, default=0, metavar="S", help="seed for --synthetic (default: 0)")
+    ap.add_argument("--seed", type=int, default=0, metavar="S",
+                    help="seed for --synthetic and for the --images validation split (default: 0)")
     args = ap.parse_args(argv)
     try:
         if args.synthetic:
@@ -338,10 +508,22 @@ def main(argv=None):
             out = args.out or "data/synthetic.h5"
             counts = write_synthetic(out, args.synthetic, args.seed)
             print(f"SYNTHETIC data (drawn faces, not FER2013): {counts} -> {out}")
+            return
+        out = args.out or "data/data.h5"
+        if args.images:
+            if args.ferplus:
+                raise DataError("--ferplus: FER+ labels are row-aligned with fer2013.csv, not with --images folders")
+            counts, dups, resized = convert_folders(args.images, out, args.val_fraction, args.seed, args.resize)
+            print(f"{FOLDER_NAME}: {counts} -> {out}")
+            print(f"  PublicTest = validation carved from train/ ({args.val_fraction:g}, stratified, seed {args.seed}); "
+                  "PrivateTest = the whole test/ folder. Accuracies on this layout are NOT comparable with "
+                  "FER2013 PublicTest/PrivateTest figures.")
+            if resized:
+                print(f"  note: {resized} image(s) were not 48x48 grey and were converted (--resize)")
         else:
-            out = args.out or "data/data.h5"
-            counts = convert(args.csv, out, args.ferplus)
+            counts, dups = convert(args.csv, out, args.ferplus)
             print(f"{'FER2013+' if args.ferplus else 'FER2013'}: {counts} -> {out}")
+        print("  " + format_duplicates(dups))
     except DataError as e:
         cli_error(str(e))
     except OSError as e:  # unwritable output folder, disk full, ...

@@ -27,7 +27,7 @@ def test_csv_roundtrip_in_small_chunks(tmp_path):
     rows[0][1][:3] = [0, 255, 7]  # extremes and a one-digit value
     csv = write_csv(tmp_path / "fer2013.csv", rows)
     # tiny chunks force lines to straddle read boundaries
-    counts = pre.convert(str(csv), str(tmp_path / "data.h5"), chunk_bytes=5000)
+    counts, dups = pre.convert(str(csv), str(tmp_path / "data.h5"), chunk_bytes=5000)
     assert counts == {s: sum(r[2] == s for r in rows) for s in FER_SPLITS}
     check_h5(tmp_path / "data.h5", rows)
 
@@ -155,7 +155,7 @@ def test_real_fer2013(tmp_path):
     tool = os.path.join(REAL_DATA, "..", "tools", "fer2013_pack.py")
     r = run_script(tool, "unpack", os.path.join(REAL_DATA, "fer2013.med.xz"), str(tmp_path / "fer2013.csv"))
     assert r.returncode == 0, r.stderr
-    counts = pre.convert(str(tmp_path / "fer2013.csv"), str(tmp_path / "data.h5"))
+    counts, dups = pre.convert(str(tmp_path / "fer2013.csv"), str(tmp_path / "data.h5"))
     assert counts == {"Training": 28709, "PublicTest": 3589, "PrivateTest": 3589}
     with h5py.File(tmp_path / "data.h5") as h5:
         y = h5["Training_label"][()]
