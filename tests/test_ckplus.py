@@ -183,7 +183,7 @@ def test_bad_folds_argument(ck_h5, tmp_path):
 @pytest.mark.skipif(not os.path.isdir(os.path.join(REAL_DATA, "CK+48")),
                     reason="real CK+48 not available (set FER_REAL_DATA to the folder holding CK+48)")
 def test_real_ckplus(tmp_path):
-    labels, subjects, resized = pre.convert(os.path.join(REAL_DATA, "CK+48"), str(tmp_path / "ck.h5"))
+    labels, subjects, resized, _ = pre.convert(os.path.join(REAL_DATA, "CK+48"), str(tmp_path / "ck.h5"))
     assert len(labels) == 981 and resized == 0
     assert np.bincount(labels).tolist() == [135, 177, 75, 207, 84, 249, 54]  # label order of the original
     data = ckplus.load_data(str(tmp_path / "ck.h5"))
