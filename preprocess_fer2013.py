@@ -87,6 +87,9 @@ def open_zip(path):
             name = pick_member(names, path)
         except DataError:
             tars = [n for n in names if os.path.basename(n).lower() in ("fer2013.tar.gz", "fer2013.tgz", "fer2013.tar")]
+            if not tars and any(n.lower().startswith(("train/", "test/")) and "/" in n[6:] for n in names):
+                raise DataError(f"{path} holds the image-folder FER2013 (train/<class>/, test/<class>/), not a "
+                                "CSV: unzip it and pass --images DIR") from None
             if not tars:
                 raise
             return open_tar(path, zf.open(tars[0]))

@@ -121,6 +121,13 @@ def test_zip_without_a_usable_csv(tmp_path, rows, reference):
     assert "Traceback" not in line
 
 
+def test_zip_of_image_folders_points_to_images(tmp_path):
+    with zipfile.ZipFile(tmp_path / "archive.zip", "w") as z:
+        z.writestr("train/angry/im0.png", b"x")
+        z.writestr("test/angry/im0.png", b"x")
+    expect_refusal(tmp_path, "--csv", str(tmp_path / "archive.zip"), must=("archive.zip", "image-folder", "--images"))
+
+
 @pytest.mark.parametrize("name,header,what", [
     ("train.csv", "emotion,pixels", "only the Training rows"),
     ("test.csv", "pixels", "without labels"),
