@@ -350,3 +350,20 @@ def test_sr_cost_macs_is_recorded_and_trains(synthetic_h5, tmp_path):
     n = [8, 16, 32, 32, 64, 64, 64, 64]  # VGG11 at width 0.125
     assert sum(w * k for w, k in zip(plan["weights_at_start"], n)) / sum(n) == pytest.approx(1.0, abs=1e-3)
     assert plan["weights_at_start"][0] > plan["weights_at_start"][-1]
+
+
+def test_teacher_follows_the_student_into_channels_last(tiny_checkpoint, synthetic_h5, tmp_path, monkeypatch):
+    seen = []
+    real = engine.train_one_epoch
+
+    def spy(*a, teacher=None, **k):  # the teacher each training step distils from
+        seen.append(teacher)
+        return real(*a, teacher=teacher, **k)
+
+    monkeypatch.setattr(engine, "train_one_epoch", spy)
+    fer_vgg_prune.main(["--checkpoint", tiny_checkpoint, "--teacher", tiny_checkpoint, "--data", synthetic_h5,
+                        "--epochs", "1", "--device", "cpu", "--amp", "none", "--channels-last",
+                        "--out", str(tmp_path / "kd")])
+    convs = [m for m in seen[0].modules() if isinstance(m, torch.nn.Conv2d)]
+    assert convs and all(c.weight.is_contiguous(memory_format=torch.channels_last) for c in convs)
+    assert not any(p.requires_grad for p in seen[0].parameters()) and not seen[0].training
