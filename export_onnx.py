@@ -46,18 +46,19 @@ def int8_path(out):
     return (out[:-5] if out.endswith(".onnx") else out) + ".int8.onnx"
 
 
-def quantise(ck, args, sess):
-    """Write <out>.int8.onnx (static QDQ, per-channel weights) calibrated on Training faces; score both."""
-    import onnxruntime as ort
+def calibration_faces(data, n, seed=0):
+    """``n`` Training faces (N, 1, 48, 48) uint8 drawn with a fixed seed: what int8 calibrates on."""
+    x, _ = data.load("Training")
+    return x[torch.randperm(len(x), generator=torch.Generator().manual_seed(seed))[:n]]
+
+
+def write_int8(src, out8, faces):
+    """Quantise the fp32 ONNX ``src`` into ``out8``: ONNX Runtime's static QDQ (int8 activations,
+    per-channel int8 weights), activation ranges from the ten crops of each calibration face."""
     from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
 
     import inference
     import transforms as T
-    from dataset import H5Dataset
-    data = H5Dataset(args.data or ck.get("args", {}).get("data") or "data/data.h5")
-    x, _ = data.load("Training")
-    g = torch.Generator().manual_seed(0)
-    faces = x[torch.randperm(len(x), generator=g)[:args.calib]]  # (N, 1, 48, 48) uint8
 
     class Faces(CalibrationDataReader):  # ten crops of each face, one face per call
         def __init__(self):
@@ -68,17 +69,28 @@ def quantise(ck, args, sess):
             batch = next(self.items, None)
             return None if batch is None else {"input": batch}
 
-    out8 = int8_path(args.out)
     root = logging.getLogger()
     level = root.level
     with atomic_output(out8) as tmp, warnings.catch_warnings():
         warnings.simplefilter("ignore")
         root.setLevel(logging.ERROR)  # the quantiser logs a pre-processing hint; the exported graph is already plain
         try:
-            quantize_static(args.out, tmp, Faces(), quant_format=QuantFormat.QDQ, per_channel=True,
+            quantize_static(src, tmp, Faces(), quant_format=QuantFormat.QDQ, per_channel=True,
                             activation_type=QuantType.QInt8, weight_type=QuantType.QInt8)
         finally:
             root.setLevel(level)
+    return out8
+
+
+def quantise(ck, args, sess):
+    """Write <out>.int8.onnx calibrated on --calib Training faces; latency and (--eval-split) accuracy of both."""
+    import onnxruntime as ort
+
+    import inference
+    from dataset import H5Dataset
+    data = H5Dataset(args.data or ck.get("args", {}).get("data") or "data/data.h5")
+    faces = calibration_faces(data, args.calib)
+    out8 = write_int8(args.out, int8_path(args.out), faces)
     sess8 = ort.InferenceSession(out8, providers=["CPUExecutionProvider"])
     x10 = torch.randn(10, 1, 44, 44).numpy()
     t32 = latency_ms(lambda: sess.run(None, {"input": x10}), reps=50)
