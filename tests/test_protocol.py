@@ -42,9 +42,28 @@ def test_protocol_runs_every_stage_resumes_and_reprunes(tmp_path):
     os.utime(out / "VGG11_sr" / "best.pth")
     third = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=900)
     assert third.returncode == 0, third.stderr[-2000:]
-    assert third.stdout.count("prune VGG11 at") == 2 and "prune Resnet18" not in third.stdout
+    assert third.stdout.count("prune VGG11:") == 2 and "prune Resnet18" not in third.stdout
     assert "figures:" in third.stdout
     assert (out / "VGG11_sr_pruned0.5" / "pruned.pth").stat().st_mtime > (out / "VGG11_sr" / "best.pth").stat().st_mtime
+
+
+@pytest.mark.skipif(shutil.which("bash") is None, reason="needs bash")
+def test_protocol_compute_aware_rules(synthetic_h5, tmp_path):
+    """slim_protocol.sh with MACs-weighted sparsity and a MACs target, channels rounded to 8, and
+    PERCENTS empty (no threshold rule): only those folders, pruned to multiples of 8."""
+    out = tmp_path / "run"
+    env = dict(os.environ, PYTHON=sys.executable, WIDTH="0.25", EPOCHS="2", FT_EPOCHS="1", ARCHS="VGG11",
+               PERCENTS="", MACS_TARGETS="0.6", ROUND_TO="8", SR_COST="macs", BASELINE="0", PLOTS="0",
+               LATENCY_ROUNDS="1", TQDM_DISABLE="1", EXTRA="--amp none")
+    r = subprocess.run(["bash", os.path.join(ROOT, "slim_protocol.sh"), synthetic_h5, str(out)], env=env,
+                       capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+    assert sorted(p.name for p in out.iterdir() if p.is_dir()) == ["VGG11_srmacs", "VGG11_srmacs_m0.6r8"]
+    assert json.load(open(out / "VGG11_srmacs" / "config.json"))["args"]["sr_cost"] == "macs"
+    report = json.load(open(out / "VGG11_srmacs_m0.6r8" / "prune_report.json"))
+    kept = [c for c in report["cfg_after"] if c != "M"]
+    assert all(c % 8 == 0 for c in kept) and report["max_abs_diff_masked_vs_compact"] < 1e-4
+    assert (out / "VGG11_srmacs_m0.6r8" / "best.pth").exists() and "| VGG11_srmacs_m0.6r8 |" in r.stdout
 
 
 def test_sparsity_sweep_reads_privatetest_only_in_final(synthetic_h5, tmp_path):
