@@ -21,12 +21,14 @@ SMALL_VGG = [8, "M", 16, "M", 32, "M", 32, "M", 32, "M"]  # a VGG cfg small enou
 # The longest tests start first, so that on two xdist workers the rest of the suite runs beside
 # them instead of after them (./test.sh --durations=10 shows the current order of cost).
 LONG_FIRST = ("test_protocol_runs_every_stage_resumes_and_reprunes", "test_torchrun_resume_equals_uninterrupted",
+              "test_protocol_compute_aware_rules", "test_real_fer2013_as_icml_and_as_image_folders",
               "test_sparsity_sweep_reads_privatetest_only_in_final", "test_released_weights_call_real_happy_faces_happy")
 
 
 def pytest_collection_modifyitems(config, items):
     rank = {name: i for i, name in enumerate(LONG_FIRST)}
-    items.sort(key=lambda item: rank.get(item.name, len(LONG_FIRST)))  # stable: the rest keep their order
+    # by the function's name, so every parametrisation of a long test counts; stable: the rest keep their order
+    items.sort(key=lambda item: rank.get(getattr(item, "originalname", item.name), len(LONG_FIRST)))
 
 
 def run_script(*args, cwd=ROOT, timeout=600):
