@@ -120,8 +120,6 @@ def add_train_args(ap, recipes, default_recipe, out_default="checkpoints/<DATASE
     o.add_argument("--amp", default="auto", choices=("auto", "none", "bf16", "fp16"),
                    help="mixed precision; auto = bf16 on CUDA, and on a CPU with native bf16 (AMX or "
                         "AVX512-BF16, then with channels_last), none elsewhere (default: auto)")
-    o.add_argument("--fp32-last", type=int, default=0, metavar="K",
-                   help="train the last K epochs in fp32 (no autocast), the rest in --amp's precision (default: 0)")
     o.add_argument("--channels-last", action="store_true", help="NHWC memory layout (faster convs on GPUs)")
     o.add_argument("--compile", action="store_true", help="torch.compile the model")
     o.add_argument("--eval-every", type=int, default=1, metavar="K", help="evaluate every K epochs and the last (default: 1)")
@@ -252,8 +250,6 @@ def resolve_args(args, recipes, out_dir):
             raise DataError(f"--{k} {getattr(args, k)}: must be at least 1")
     if not args.lr > 0:
         raise DataError(f"--lr {args.lr}: must be positive")
-    if not 0 <= (getattr(args, "fp32_last", 0) or 0) <= args.epochs:
-        raise DataError(f"--fp32-last {args.fp32_last}: must be between 0 and --epochs ({args.epochs})")
     if not getattr(args, "s_max", 1) > 0:
         raise DataError(f"--s-max {args.s_max}: must be positive")
     if not 0 < getattr(args, "s_zero_at", 0.5) <= 1:

@@ -201,12 +201,8 @@ def fit(model, train, evals, args, model_info, select="PublicTest", log=print, t
         lr = optimizer.param_groups[0]["lr"]
         # --sr-cost macs: a channel's pull follows what it costs at this epoch's live widths
         l1_weights = prune.sparsity_weights(model, args.sr_cost) if args.sr else None
-        # --fp32-last K: the closing epochs without autocast, where bf16's rounding may cost accuracy
-        fp32_now = dtype is not None and epoch > args.epochs - (getattr(args, "fp32_last", 0) or 0)
-        if fp32_now and epoch == args.epochs - args.fp32_last + 1:
-            log(f"epochs {epoch}-{args.epochs}: training in fp32 (--fp32-last {args.fp32_last})")
         try:
-            tr = train_one_epoch(run_model, *train, optimizer, scheduler, args, gens, scaler, None if fp32_now else dtype,
+            tr = train_one_epoch(run_model, *train, optimizer, scheduler, args, gens, scaler, dtype,
                                  desc=f"epoch {epoch}/{args.epochs}", l1_scales=l1_scales, teacher=teacher,
                                  l1_weights=l1_weights,
                                  after_step=None if ema is None else lambda: ema.update_parameters(model))

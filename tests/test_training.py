@@ -360,22 +360,3 @@ def test_select_last_scores_only_its_window_with_ten_crops(synthetic_h5, tmp_pat
     assert "--select-last 6: must be between 0 and --epochs (5)" in capsys.readouterr().err
     assert not os.path.exists(tmp_path / "bad" / "metrics.csv")
 
-
-def test_fp32_last_trains_the_closing_epochs_without_autocast(synthetic_h5, tmp_path, monkeypatch, capsys):
-    seen = []
-    real = engine.train_one_epoch
-
-    def spy(*a, **k):  # the autocast dtype each epoch trains in
-        seen.append(a[8] if len(a) > 8 else k.get("dtype"))
-        return real(*a, **k)
-
-    monkeypatch.setattr(engine, "train_one_epoch", spy)
-    train(synthetic_h5, tmp_path, "--recipe", "fast", "--epochs", "3", "--amp", "bf16", "--fp32-last", "1")
-    assert seen == [torch.bfloat16, torch.bfloat16, None]
-    assert "epochs 3-3: training in fp32 (--fp32-last 1)" in capsys.readouterr().out
-    seen.clear()
-    train(synthetic_h5, tmp_path / "fp32", "--recipe", "fast", "--epochs", "2", "--amp", "none", "--fp32-last", "1")
-    assert seen == [None, None]
-    with pytest.raises(SystemExit):
-        train(synthetic_h5, tmp_path / "bad", "--recipe", "fast", "--epochs", "2", "--fp32-last", "3")
-    assert "--fp32-last 3" in capsys.readouterr().err
