@@ -359,4 +359,3 @@ def test_select_last_scores_only_its_window_with_ten_crops(synthetic_h5, tmp_pat
         train(synthetic_h5, tmp_path / "bad", "--recipe", "fast", "--epochs", "5", "--select-last", "6")
     assert "--select-last 6: must be between 0 and --epochs (5)" in capsys.readouterr().err
     assert not os.path.exists(tmp_path / "bad" / "metrics.csv")
-
