@@ -27,9 +27,9 @@ def main(argv=None, family="VGG", doc=""):
     ap.add_argument("--target-macs", type=float, metavar="F",
                     help="instead of --percent: keep about F of the multiply-adds (e.g. 0.5), removing channels in "
                          "order of |gamma| per multiply-add they free")
-    ap.add_argument("--round-to", type=int, default=1, metavar="N",
-                    help="keep each layer's channels at a multiple of N (rounded up; 8 suits oneDNN's kernels) "
-                         "(default: 1)")
+    ap.add_argument("--round-to", type=int, default=8, metavar="N",
+                    help="keep each layer's channels at a multiple of N, rounded up: odd counts fall off oneDNN's "
+                         "fast kernels (bench/bench_prune.py); 1 = Liu et al.'s exact counts (default: 8)")
     ap.add_argument("--min-channels", type=int, default=8, metavar="N",
                     help="never keep fewer channels in a layer (default: 8)")
     ap.add_argument("--out", "--save", dest="out", metavar="DIR",

@@ -41,8 +41,9 @@ def run(args, value):
         mainpro_FER.main([*common, "--out", parent, "--model", args.model, "--width", str(args.width),
                           "--recipe", args.recipe, "--epochs", str(args.epochs), *sparsity])
     if not os.path.exists(os.path.join(pruned, "pruned.pth")):
+        # --round-to 1: Liu et al.'s exact counts, what the sweep's recorded rows used
         prune_cli.main(["--checkpoint", os.path.join(parent, "best.pth"), "--out", pruned, "--percent", str(args.percent),
-                    "--no-eval"], family="VGG" if args.model.startswith("VGG") else "Resnet")
+                        "--round-to", "1", "--no-eval"], family="VGG" if args.model.startswith("VGG") else "Resnet")
     if not os.path.exists(os.path.join(pruned, "summary.json")):
         print(f"== {value}: fine-tune", flush=True)
         fer_vgg_prune.main([*common, "--checkpoint", os.path.join(pruned, "pruned.pth"), "--epochs", str(args.ft_epochs),

@@ -281,7 +281,7 @@ def test_a_newly_registered_architecture_sparsity_trains_prunes_and_rebuilds(syn
                       "--recipe", "fast", "--epochs", "1", "--sr", "--s", "1e-3", "--eval-bs", "512"])
     ck = load_checkpoint(base / "best.pth")
     assert ck["arch"] == "TwoConvNet" and json.load(open(base / "config.json"))["args"]["s"] == 1e-3
-    report = prune_cli.main(["--checkpoint", str(base / "best.pth"), "--percent", "0.4", "--min-channels", "1",
+    report = prune_cli.main(["--checkpoint", str(base / "best.pth"), "--percent", "0.4", "--min-channels", "1", "--round-to", "1",
                              "--out", str(tmp_path / "pruned"), "--device", "cpu"])
     assert report["max_abs_diff_masked_vs_compact"] < 1e-5
     assert sum(report["cfg_after"]) == sum(report["cfg_before"]) - int(0.4 * 11)
