@@ -181,3 +181,19 @@ def test_int8_export_scores_like_fp32_and_predicts(tiny_checkpoint, synthetic_h5
     with pytest.raises(SystemExit):
         predict.main([str(images / "rgb.jpg"), "--json", "--out", str(tmp_path), "--onnx", str(tmp_path / "m.int8.onnx")])
     assert json.loads(capsys.readouterr().out)["label"]
+
+
+def test_pareto_bench_scores_and_times_every_runtime(tiny_checkpoint, synthetic_h5, tmp_path):
+    """bench/pareto.py end to end on a tiny run: fp32 and int8 ONNX scored, four latencies per run,
+    the table (ratios to the first run) and the figure written."""
+    run = os.path.dirname(tiny_checkpoint)
+    r = run_script("bench/pareto.py", "--data", synthetic_h5, "--runs", f"base={run}", f"again={run}",
+                   "--rounds", "1", "--calib", "4", "--onnx-dir", str(tmp_path / "onnx"),
+                   "--figure", str(tmp_path / "pareto.png"))
+    assert r.returncode == 0, r.stderr[-2000:]
+    rows = [line for line in r.stdout.splitlines() if line.startswith(("| base |", "| again |"))]
+    assert len(rows) == 2 and "(1.00x)" in rows[0] and rows[0].count("ms") == 0
+    cells = rows[0].split("|")[1:-1]
+    assert len(cells) == 10 and all(float(c.split()[0]) >= 0 for c in cells[4:])
+    assert os.path.getsize(tmp_path / "pareto.png") > 1000
+    assert (tmp_path / "onnx" / "base.int8.onnx").exists()
