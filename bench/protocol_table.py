@@ -47,7 +47,9 @@ def describe(d):
     if os.path.exists(rp):
         with open(rp) as f:
             report = json.load(f)
-        parent, how = os.path.dirname(report["source"]), f"pruned {report['percent']:.1f} + fine-tune"
+        rule = (f"pruned to {report['achieved_macs_fraction']:.2f} of the MACs" if report.get("target_macs")
+                else f"pruned {report['percent']:.1f}")
+        parent, how = os.path.dirname(report["source"]), f"{rule} + fine-tune"
     if parent and args.get("teacher"):
         how += " (distilled)"
     dtype, prec, nhwc = inference.run_precision(ck, "cpu")
