@@ -69,11 +69,12 @@ def open_tar(path, fileobj=None):
             return tar.extractfile(name), f"{path}:{name}"
         tar = tarfile.open(fileobj=fileobj, mode="r|*")  # a zip member cannot seek: read it as a stream
         seen = []
-        for m in tar:
-            if m.isfile() and os.path.basename(m.name).lower() == "fer2013.csv":
+        for m in tar:  # streamed, so the first usable CSV is taken (the Kaggle tar holds only fer2013.csv)
+            if m.isfile() and os.path.basename(m.name).lower() in CSV_NAMES:
                 return tar.extractfile(m), f"{where}:{m.name}"
             seen.append(m.name)
-        pick_member(seen, where)  # raises: names what the archive holds
+        raise DataError(f"{where}: no fer2013.csv or icml_face_data.csv inside (it holds "
+                        f"{', '.join(os.path.basename(n) for n in seen) or 'nothing'}); {USE_INSTEAD}")
     except (tarfile.TarError, OSError, EOFError, zlib.error) as e:
         raise DataError(f"{where}: corrupt or unreadable tar archive ({e})") from None
 

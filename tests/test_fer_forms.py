@@ -121,6 +121,17 @@ def test_zip_without_a_usable_csv(tmp_path, rows, reference):
     assert "Traceback" not in line
 
 
+def test_zip_whose_tar_holds_no_csv(tmp_path):
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
+        info = tarfile.TarInfo("fer2013/README")
+        info.size = 2
+        tar.addfile(info, io.BytesIO(b"hi"))
+    with zipfile.ZipFile(tmp_path / "challenge.zip", "w") as z:
+        z.writestr("fer2013.tar.gz", buf.getvalue())
+    expect_refusal(tmp_path, "--csv", str(tmp_path / "challenge.zip"), must=("fer2013.tar.gz", "README", "icml_face_data.csv"))
+
+
 def test_zip_of_image_folders_points_to_images(tmp_path):
     with zipfile.ZipFile(tmp_path / "archive.zip", "w") as z:
         z.writestr("train/angry/im0.png", b"x")
