@@ -79,7 +79,7 @@ def main():
         fns[(label, "ort fp32")] = ort_latency_fn(s32)
         fns[(label, "ort int8")] = ort_latency_fn(s8)
     # each runtime timed on its own: ONNX Runtime's worker threads spin after a call and would take
-    # the cores from a PyTorch call interleaved right after it (PyTorch fp32 read 3x slower that way)
+    # the cores from a PyTorch call interleaved right after it (PyTorch fp32 read 2.4x slower that way)
     ms = {}
     for runtime in ("torch", "ort"):
         ms.update(interleaved_latency_ms({k: f for k, f in fns.items() if k[1].startswith(runtime)}, rounds=args.rounds))
