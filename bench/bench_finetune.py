@@ -16,11 +16,9 @@ import statistics
 
 import torch
 
-from common import cpu_flags, machine, now, record
+from common import cpu_flags, machine, record, train_pass_seconds
 
-import config  # noqa: E402  (path set up by common)
-import engine
-import inference
+import inference  # noqa: E402  (path set up by common)
 import models
 from utils import load_checkpoint
 
@@ -28,18 +26,6 @@ from utils import load_checkpoint
 def build(ck, channels_last):
     model = models.model_from_checkpoint(ck)
     return model.to(memory_format=torch.channels_last) if channels_last else model
-
-
-def step_time(student, teacher, x, y, dtype, channels_last):
-    """Seconds for one pass over x (batches of 128), after a warm-up pass of 256 images."""
-    args = argparse.Namespace(**config.CPU_FER, sr=False, channels_last=channels_last, kd_alpha=0.5, kd_t=4.0)
-    opt = torch.optim.SGD(student.parameters(), lr=0.01, momentum=0.9)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 1.0)
-    g = engine.make_generators(0, x.device)
-    engine.train_one_epoch(student, x[:256], y[:256], opt, sched, args, g, dtype=dtype, teacher=teacher)
-    t = now()
-    engine.train_one_epoch(student, x, y, opt, sched, args, g, dtype=dtype, teacher=teacher)
-    return now() - t
 
 
 def main():
@@ -67,12 +53,12 @@ def main():
         for name, student, teacher_cl in settings:
             torch.manual_seed(0)
             if student is None:
-                secs = step_time(build(tck, cl), None, x, y, dtype, cl)
+                secs = train_pass_seconds(build(tck, cl), x, y, dtype, cl)
             else:
                 teacher = None
                 if teacher_cl is not None:
                     teacher = build(tck, teacher_cl).eval().requires_grad_(False)
-                secs = step_time(build(sck[student], cl), teacher, x, y, dtype, cl)
+                secs = train_pass_seconds(build(sck[student], cl), x, y, dtype, cl, teacher)
             got[name].append(secs)
             print(f"  round {r + 1} {name:55s} {secs:6.2f} s")
     base = statistics.median(got[settings[0][0]])

@@ -13,11 +13,9 @@ import statistics
 
 import torch
 
-from common import cpu_flags, machine, now, record
+from common import cpu_flags, machine, now, record, train_pass_seconds
 
-import config  # noqa: E402  (path set up by common)
-import engine
-import inference
+import inference  # noqa: E402  (path set up by common)
 import models
 
 SETTINGS = (("fp32", None, False), ("fp32 + channels_last", None, True),
@@ -29,16 +27,9 @@ def measure(arch, width, dtype, channels_last, x, y, n_eval):
     torch.manual_seed(0)
     cfg, margs = models.scaled(arch, width)
     model = models.build_model(arch, cfg=cfg, **margs)
-    args = argparse.Namespace(**config.CPU_FER, sr=False, channels_last=channels_last)
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
-    opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 1.0)
-    g = engine.make_generators(0, x.device)
-    engine.train_one_epoch(model, x[:256], y[:256], opt, sched, args, g, dtype=dtype)  # warm-up: kernels chosen
-    t = now()
-    engine.train_one_epoch(model, x, y, opt, sched, args, g, dtype=dtype)
-    train = len(x) / (now() - t)
+    train = len(x) / train_pass_seconds(model, x, y, dtype, channels_last)
     inference.evaluate(model, x[:32], y[:32], 16, "tencrop", dtype, channels_last)
     t = now()
     inference.evaluate(model, x[:n_eval], y[:n_eval], 16, "tencrop", dtype, channels_last)

@@ -13,6 +13,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
 import config  # noqa: E402
+import engine  # noqa: E402
 import inference  # noqa: E402
 import models  # noqa: E402
 from dataset import H5Dataset  # noqa: E402
@@ -102,3 +103,17 @@ def folder_table_main(doc, make_table, folder_help):
     print(text)
     if args.write:
         record(args.write, text)
+
+
+def train_pass_seconds(model, x, y, dtype=None, channels_last=False, teacher=None):
+    """Seconds for one training pass over (x, y) through engine.train_one_epoch (batches of 128:
+    augmentation, forward, backward, SGD; distilling from ``teacher`` if given), after a warm-up
+    pass of 256 images so kernel choice is not timed. ``model`` is already in its memory format."""
+    args = argparse.Namespace(**config.CPU_FER, sr=False, channels_last=channels_last, kd_alpha=0.5, kd_t=4.0)
+    opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 1.0)
+    g = engine.make_generators(0, x.device)
+    engine.train_one_epoch(model, x[:256], y[:256], opt, sched, args, g, dtype=dtype, teacher=teacher)
+    t = now()
+    engine.train_one_epoch(model, x, y, opt, sched, args, g, dtype=dtype, teacher=teacher)
+    return now() - t
