@@ -65,7 +65,7 @@ def main(argv=None, family="VGG", doc=""):
         else:
             masks, threshold = channel_masks(model, args.percent, args.min_channels, args.round_to)
         compact = compact_model(model, masks)
-        diff = max_output_difference(masked_model(model, masks), compact, device)
+        diff = max_output_difference(masked_model(model, masks), compact)
         if diff > 1e-3:
             raise RuntimeError(f"compact model differs from the masked model by {diff:g}: a bug, please report")
         save = args.out or os.path.dirname(os.path.abspath(args.checkpoint)).rstrip("/") + "_pruned"

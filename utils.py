@@ -86,6 +86,9 @@ def rng_state(generators=None):
 
 
 def set_rng_state(state, generators=None):
+    # a checkpoint loaded with map_location=cuda moves these tensors to the GPU; every RNG,
+    # a CUDA generator's included, takes its state back only as a CPU ByteTensor
+    state = {k: v.cpu() for k, v in state.items()}
     torch.set_rng_state(state["torch"])
     if "cuda" in state and torch.cuda.is_available() and len(state["cuda"]) == torch.cuda.device_count():
         torch.cuda.set_rng_state_all(list(state["cuda"]))

@@ -38,7 +38,11 @@ def test_compact_equals_masked(arch, percent):
     bns[2].weight.data.mul_(1e-4)  # this layer would be emptied by any ratio above its share
     masks, thr = prune.channel_masks(m, percent, min_channels=4)
     compact = prune.compact_model(m, masks)
-    assert prune.max_output_difference(prune.masked_model(m, masks), compact) < 1e-4
+    assert prune.max_output_difference(prune.masked_model(m, masks), compact) < 1e-9
+    assert all(p.dtype == torch.float32 for p in compact.parameters())  # the check worked on copies
+    broken = prune.compact_model(m, masks)
+    broken.classifier.weight.data.mul_(1.1)  # a wrong copy: the check must see it
+    assert prune.max_output_difference(prune.masked_model(m, masks), broken) > 1e-3
     kept = [int(k.sum()) for k in masks]
     assert kept[2] == 4  # held at --min-channels, not emptied
     total = sum(len(k) for k in masks)
@@ -329,7 +333,7 @@ def test_macs_target_and_round_to_keep_masked_equal_compact():
     compact = prune.compact_model(m, masks)
     assert prune.count_macs(compact) / full == pytest.approx(achieved, rel=1e-6)
     assert 0.45 < achieved <= 0.5  # stops at the first step under the target
-    assert prune.max_output_difference(prune.masked_model(m, masks), compact) < 1e-4
+    assert prune.max_output_difference(prune.masked_model(m, masks), compact) < 1e-9
     # per MAC freed, the early high-resolution layers are the expensive ones: they lose more channels
     kept = [int(k.sum()) / len(k) for k in masks]
     assert kept[0] < kept[-1]
@@ -338,7 +342,7 @@ def test_macs_target_and_round_to_keep_masked_equal_compact():
     plain, _ = prune.channel_masks(m, 0.5, min_channels=4)
     for r, p in zip(r_masks, plain):  # rounding only adds channels, the strongest of those dropped
         assert bool((r | p).eq(r).all()) and int(r.sum()) - int(p.sum()) < 8
-    assert prune.max_output_difference(prune.masked_model(m, r_masks), prune.compact_model(m, r_masks)) < 1e-4
+    assert prune.max_output_difference(prune.masked_model(m, r_masks), prune.compact_model(m, r_masks)) < 1e-9
 
 
 def test_sr_cost_macs_is_recorded_and_trains(synthetic_h5, tmp_path):

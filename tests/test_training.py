@@ -59,6 +59,15 @@ def test_resume_equals_uninterrupted(synthetic_h5, tmp_path, ema):
     assert strip(rows(tmp_path / "a")) == strip(rows(tmp_path / "b"))
 
 
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_resume_on_cuda(synthetic_h5, tmp_path):
+    # a checkpoint read back onto the GPU holds its RNG states there; they must return to the CPU
+    # (a resume failed with "RNG state must be a torch.ByteTensor" on an H200, torch 2.11)
+    train(synthetic_h5, tmp_path, "--epochs", "1", "--device", "cuda")
+    ck = train(synthetic_h5, tmp_path, "--epochs", "2", "--resume", "--device", "cuda")
+    assert ck["epoch"] == 2 and len(rows(tmp_path)) == 2
+
+
 def test_ema_is_what_gets_evaluated_and_saved(synthetic_h5, tmp_path):
     import models
     from dataset import H5Dataset
