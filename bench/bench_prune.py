@@ -10,6 +10,8 @@ channels_last) at 10 crops (one face, as predict.py runs) and 160 crops (an eval
 every model and setting timed in turn round after round, so machine noise hits all alike. With
 --checkpoint the BatchNorm scales of a real (sparsity-trained) model decide the widths; without
 one the scales are random. No fine-tuning: the latencies and sizes are what pruning buys.
+--cfg NAME=64,64,M,128,... adds a VGG19 given by its layer widths (random weights time the same),
+e.g. a pruned net whose checkpoint stayed on the GPU machine that trained it (BENCHMARKS.md).
 """
 import argparse
 import re
@@ -42,6 +44,8 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--checkpoint", metavar="CKPT", help="trained VGG checkpoint (default: random BN scales)")
     ap.add_argument("--rules", default="p0.3,p0.5,p0.7", metavar="LIST", help="(default: p0.3,p0.5,p0.7)")
+    ap.add_argument("--cfg", action="append", default=[], metavar="NAME=CFG",
+                    help="also time a VGG19 of these layer widths, e.g. p0.5=64,64,M,128,120,M,... (repeatable)")
     ap.add_argument("--rounds", type=int, default=5, metavar="N", help="interleaved timing rounds (default: 5)")
     ap.add_argument("--write", action="store_true", help="record the table in BENCHMARKS.md")
     args = ap.parse_args()
@@ -54,8 +58,15 @@ def main():
             bn.weight.data.uniform_(0, 1)
     base.eval()
     nets = {"unpruned": base}
-    for rule in args.rules.split(","):
+    for rule in filter(None, args.rules.split(",")):
         nets[rule] = pruned(base, rule)
+    for spec in args.cfg:
+        name, _, widths = spec.partition("=")
+        try:
+            cfg = [v if v == "M" else int(v) for v in widths.replace(" ", "").split(",")]
+            nets[name] = models.build_model("VGG19", cfg=cfg).eval()
+        except (ValueError, TypeError, RuntimeError) as e:
+            raise SystemExit(f"error: --cfg {spec!r}: not NAME=width,width,M,...: {e}")
     fns = {(k, s, crops): face_latency_fn(net, *SETTINGS[s], crops=crops)
            for k, net in nets.items() for s in SETTINGS for crops in (10, 160)}
     ms = interleaved_latency_ms(fns, args.rounds, 5)

@@ -4,20 +4,24 @@
 #   bench/gpu_lease.sh FER_SOURCE CK_H5 WORK_DIR RESULTS_DIR [SECONDS]
 #
 # bench/gpu_run.sh is the complete full-width protocol (40 epochs, every epoch scored, ResNet18
-# slimmed too) and needs an hour or more; this is its cut for a lease measured in minutes. Every
-# run is at full width on the real data, with the CPU protocol's recipe (cpu-lean: 30 epochs of
-# one-cycle, PublicTest selects among the last 4) so it pairs with the width-0.25 rows:
-#   lane VGG19     VGG19 without sparsity (the baseline)              -> WORK_DIR/VGG19
-#   lane VGG19_sr  slim_protocol.sh: VGG19 with sparsity, pruned at 0.5 and to 0.5 of the MACs
-#                  (channels rounded to 8), each fine-tuned 10 epochs distilling from the parent
-#   lane Resnet18  ResNet18 without sparsity                          -> WORK_DIR/Resnet18
-#   lanes CK_*     CK+ 10 folds, VGG19, subject and legacy folds      -> WORK_DIR/CK+_VGG19/<protocol>
-# The lanes share the GPU (separate processes). At SECONDS (default 540) after the start any lane
-# still running is stopped (a stopped run keeps metrics.csv and last.pth; a rerun with --resume
-# continues it); then bench/protocol_table.py and bench/bench_fer.py (an epoch and the 10-crop
-# evaluation of each model, timed alone on the GPU) run in what is left. RESULTS_DIR gets
-# results.tar.gz (every json/csv/md/log of WORK_DIR, no weights, no data), refreshed every 30 s so
-# a lease cut short still returns what finished, plus gpu.log (nvidia-smi samples every 10 s).
+# slimmed too; about 15 minutes of one H200 by the epoch times measured with this script, more
+# than a lease holds); this is its cut. Every run is at full width on the real data, with the CPU
+# protocol's recipe (cpu-lean: 30 epochs of one-cycle, PublicTest selects among the last 4) so it
+# pairs with the width-0.25 rows. Lanes, each a process of its own on the one GPU:
+#   per seed in SEEDS (default 0; seed 0 in WORK_DIR itself, seed S in WORK_DIR/seed<S>):
+#     VGG19      VGG19 without sparsity (the baseline)                -> .../VGG19
+#     VGG19_sr   slim_protocol.sh: VGG19 with sparsity, pruned at 0.5 and to 0.5 of the MACs
+#                (channels rounded to 8), each fine-tuned 10 epochs distilling from the parent
+#   once, if named in OTHER_LANES (default "Resnet18 CK"; first seed):
+#     Resnet18   ResNet18 without sparsity                            -> WORK_DIR/Resnet18
+#     CK         CK+ 10 folds, VGG19, subject and legacy folds        -> WORK_DIR/CK+_VGG19/<protocol>
+# Measured on an H200 (BENCHMARKS.md): the default lanes in 302 s, SEEDS="1 2" OTHER_LANES= in ~300 s.
+# At SECONDS (default 540) minus TAIL (75) after the start any lane still running is stopped (a
+# stopped run keeps metrics.csv and last.pth; a rerun with --resume continues it); then
+# bench/protocol_table.py and bench/bench_fer.py (an epoch and the 10-crop evaluation of each
+# model, timed alone on the GPU) run in what is left. RESULTS_DIR gets results.tar.gz (every
+# json/csv/md/log of WORK_DIR, no weights, no data), refreshed every 30 s so a lease cut short
+# still returns what finished, plus gpu.log (nvidia-smi samples every 10 s).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 SRC=${1:?usage: bench/gpu_lease.sh FER_SOURCE CK_H5 WORK_DIR RESULTS_DIR [SECONDS]}
@@ -27,6 +31,7 @@ RES=${4:?usage: bench/gpu_lease.sh FER_SOURCE CK_H5 WORK_DIR RESULTS_DIR [SECOND
 BUDGET=${5:-540}
 PY=${PYTHON:-python3}
 # knobs for a smoke run on a CPU (defaults: the lease)
+SEEDS=${SEEDS:-0}; OTHER_LANES=${OTHER_LANES-Resnet18 CK}; read -r -a seeds <<< "$SEEDS"
 WIDTH=${WIDTH:-1.0}; RECIPE=${RECIPE:-cpu-lean}; FT_EPOCHS=${FT_EPOCHS:-10}; TAIL=${TAIL:-75}
 EXTRA=${EXTRA:---channels-last --test-curves}; read -r -a extra <<< "$EXTRA"
 read -r -a fer_more <<< "${FER_MORE:-}"; read -r -a ck_more <<< "${CK_MORE:-}"
@@ -55,23 +60,29 @@ lane() {  # lane NAME CMD...: its own process group, so the deadline stops all i
   pid[$name]=$!
   say "lane $name started: $*"
 }
+has() { [[ " $OTHER_LANES " == *" $1 "* ]]; }
 # CK+ needs nothing from the FER2013 preprocessing: it starts at once
-for protocol in subject legacy; do
-  lane "CK_$protocol" $PY k_fold_train.py --model VGG19 --width "$WIDTH" --protocol $protocol --data "$CK" --resume \
-    --out "$WORK/CK+_VGG19/$protocol" "${extra[@]}" "${ck_more[@]}"
-done
+if has CK; then
+  for protocol in subject legacy; do
+    lane "CK_$protocol" $PY k_fold_train.py --model VGG19 --width "$WIDTH" --protocol $protocol --data "$CK" --resume \
+      --out "$WORK/CK+_VGG19/$protocol" "${extra[@]}" "${ck_more[@]}"
+  done
+fi
 
 say "FER2013: unpack and preprocess $SRC"
 if ! ./slim_protocol.sh "$SRC" "$WORK" --data-only > "$WORK/preprocess.log" 2>&1; then
   say "preprocessing failed:"; tail -n 5 "$WORK/preprocess.log"
 else
   data="$WORK/data.h5"; [[ "$SRC" == *.h5 ]] && data="$SRC"
-  common=(--data "$data" --width "$WIDTH" --recipe "$RECIPE" --seed 0 --eval-every 2 --resume "${extra[@]}" "${fer_more[@]}")
-  lane VGG19 $PY mainpro_FER.py --model VGG19 "${common[@]}" --out "$WORK/VGG19"
-  lane Resnet18 $PY mainpro_FER.py --model Resnet18 "${common[@]}" --out "$WORK/Resnet18"
-  lane VGG19_sr env ARCHS=VGG19 WIDTH="$WIDTH" RECIPE="$RECIPE" BASELINE=0 PERCENTS=0.5 MACS_TARGETS=0.5 ROUND_TO=8 \
-    FT_EPOCHS="$FT_EPOCHS" PLOTS=0 LATENCY_ROUNDS=1 EXTRA="$EXTRA ${FER_MORE:-}" PYTHON="$PY" \
-    ./slim_protocol.sh "$data" "$WORK"
+  fer=(--data "$data" --width "$WIDTH" --recipe "$RECIPE" --eval-every 2 --resume "${extra[@]}" "${fer_more[@]}")
+  for seed in "${seeds[@]}"; do
+    dir=$WORK; tag=""; [ "$seed" = 0 ] || { dir=$WORK/seed$seed; tag=_seed$seed; }
+    lane "VGG19$tag" $PY mainpro_FER.py --model VGG19 "${fer[@]}" --seed "$seed" --out "$dir/VGG19"
+    lane "VGG19_sr$tag" env ARCHS=VGG19 WIDTH="$WIDTH" RECIPE="$RECIPE" SEED="$seed" BASELINE=0 PERCENTS=0.5 \
+      MACS_TARGETS=0.5 ROUND_TO=8 FT_EPOCHS="$FT_EPOCHS" PLOTS=0 LATENCY_ROUNDS=1 EXTRA="$EXTRA ${FER_MORE:-}" \
+      PYTHON="$PY" ./slim_protocol.sh "$data" "$dir"
+  done
+  has Resnet18 && lane Resnet18 $PY mainpro_FER.py --model Resnet18 "${fer[@]}" --seed "${seeds[0]}" --out "$WORK/Resnet18"
 fi
 
 last_snap=0
