@@ -66,7 +66,7 @@ def main():
             cfg = [v if v == "M" else int(v) for v in widths.replace(" ", "").split(",")]
             nets[name] = models.build_model("VGG19", cfg=cfg).eval()
         except (ValueError, TypeError, RuntimeError) as e:
-            raise SystemExit(f"error: --cfg {spec!r}: not NAME=width,width,M,...: {e}")
+            raise SystemExit(f"error: --cfg {spec!r}: not NAME=width,width,M,...: {e}") from None
     fns = {(k, s, crops): face_latency_fn(net, *SETTINGS[s], crops=crops)
            for k, net in nets.items() for s in SETTINGS for crops in (10, 160)}
     ms = interleaved_latency_ms(fns, args.rounds, 5)
