@@ -30,7 +30,7 @@ WORK=${3:?usage: bench/gpu_lease.sh FER_SOURCE CK_H5 WORK_DIR RESULTS_DIR [SECON
 RES=${4:?usage: bench/gpu_lease.sh FER_SOURCE CK_H5 WORK_DIR RESULTS_DIR [SECONDS]}
 BUDGET=${5:-540}
 PY=${PYTHON:-python3}
-# knobs for a smoke run on a CPU (defaults: the lease)
+# knobs for a smoke run on a CPU (defaults: the lease); SKIP_BENCH=1 leaves out bench_fer.py
 SEEDS=${SEEDS:-0}; OTHER_LANES=${OTHER_LANES-Resnet18 CK}; read -r -a seeds <<< "$SEEDS"
 WIDTH=${WIDTH:-1.0}; RECIPE=${RECIPE:-cpu-lean}; FT_EPOCHS=${FT_EPOCHS:-10}; TAIL=${TAIL:-75}
 EXTRA=${EXTRA:---channels-last --test-curves}; read -r -a extra <<< "$EXTRA"
@@ -107,11 +107,13 @@ done
 snapshot
 
 left() { echo $((start + BUDGET - $(date +%s))); }
-if [ "$(left)" -gt 20 ] && [ -f "$WORK/data.h5" -o "${SRC##*.}" = h5 ]; then
+if [ "$(left)" -gt 20 ] && [ -n "${data:-}" ]; then
   say "protocol table (CPU latency column: this machine's CPU, 1 round)"
   timeout $(( $(left) / 3 )) $PY bench/protocol_table.py "$WORK" --rounds 1 > "$WORK/table.md" 2>&1
-  say "bench_fer: one epoch and both test splits per model, alone on the GPU"
-  timeout $(( $(left) - 10 )) $PY bench/bench_fer.py --csv /nonexistent --data "${data:-$SRC}" > "$WORK/bench_fer.md" 2>&1
+  if [ -z "${SKIP_BENCH:-}" ]; then
+    say "bench_fer: one epoch and both test splits per model, alone on the GPU"
+    timeout $(( $(left) - 10 )) $PY bench/bench_fer.py --csv /nonexistent --data "$data" > "$WORK/bench_fer.md" 2>&1
+  fi
 fi
 say "done"
 [ -n "${smi:-}" ] && kill "$smi" 2> /dev/null

@@ -145,3 +145,45 @@ def test_estimate_time_prints_minutes_measured_here(synthetic_h5):
     assert "estimate for cpu" in r.stdout and "minutes in all" in r.stdout and "training images/s" in r.stdout
     r = run_script("estimate_time.py", "--data", "/nonexistent.h5")
     assert r.returncode == 2 and r.stderr.strip().count("\n") == 0
+
+
+@pytest.mark.skipif(shutil.which("bash") is None or shutil.which("setsid") is None, reason="needs bash and setsid")
+def test_gpu_lease_runs_every_lane_and_keeps_its_deadline(synthetic_h5, tmp_path):
+    """bench/gpu_lease.sh, tiny and on the CPU: a lease is too scarce to find a broken lane on it.
+    Two seeds (seed 1 in its own folder), every lane's result in results.tar.gz, the table; then a
+    deadline that falls mid-training stops the lanes and still returns the snapshot."""
+    import tarfile
+    from test_ckplus import make_ck_folder
+    import preprocess_ckplus
+    ck = tmp_path / "CK_data.h5"
+    preprocess_ckplus.convert(str(make_ck_folder(tmp_path / "CK+48")), str(ck))
+    script = os.path.join(ROOT, "bench", "gpu_lease.sh")
+    env = dict(os.environ, PYTHON=sys.executable, WIDTH="0.0625", FT_EPOCHS="1", FER_MORE="--epochs 2",
+               CK_MORE="--epochs 1 --folds 1", SEEDS="0 1", SKIP_BENCH="1", OMP_NUM_THREADS="1",
+               EXTRA="--amp none --test-curves")
+    work, res = tmp_path / "work", tmp_path / "res"
+    r = subprocess.run(["bash", script, synthetic_h5, str(ck), str(work), str(res), "600"], env=env,
+                       capture_output=True, text=True, timeout=900)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-2000:]
+    with tarfile.open(res / "results.tar.gz") as t:
+        names = set(t.getnames())
+    for run in ("VGG19", "VGG19_sr", "VGG19_sr_pruned0.5r8", "VGG19_sr_m0.5r8", "seed1/VGG19", "seed1/VGG19_sr_m0.5r8",
+                "Resnet18", "CK+_VGG19/subject"):
+        assert f"./{run}/summary.json" in names, run
+    # the legacy folds only fit the real CK+48 class sizes: that lane fails, alone, and says so
+    assert "lane CK_legacy: exit 2" in (work / "lease.log").read_text()
+    assert not any(n.endswith((".pth", ".h5")) for n in names)  # no weights, no data come back
+    assert json.loads((work / "seed1" / "VGG19" / "config.json").read_text())["args"]["seed"] == 1
+    table = (work / "table.md").read_text()
+    assert "| seed1/VGG19_sr_pruned0.5r8 |" in table and "| Resnet18 |" in table
+    assert "deadline" not in (work / "lease.log").read_text()
+    # a budget that ends mid-training: lanes stopped, the script still ends cleanly with a snapshot
+    env.update(FER_MORE="--epochs 200", OTHER_LANES="", SEEDS="2", TAIL="0")
+    t0 = time.time()
+    r = subprocess.run(["bash", script, synthetic_h5, str(ck), str(work), str(res), "25"], env=env,
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert time.time() - t0 < 120
+    assert "deadline: stopping" in (work / "lease.log").read_text()
+    with tarfile.open(res / "results.tar.gz") as t:
+        assert "./seed2/VGG19/config.json" in t.getnames()
