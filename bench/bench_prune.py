@@ -12,8 +12,12 @@ every model and setting timed in turn round after round, so machine noise hits a
 one the scales are random. No fine-tuning: the latencies and sizes are what pruning buys.
 --cfg NAME=64,64,M,128,... adds a VGG19 given by its layer widths (random weights time the same),
 e.g. a pruned net whose checkpoint stayed on the GPU machine that trained it (BENCHMARKS.md).
+--onnx adds ONNX Runtime fp32 and static int8 (export_onnx.write_int8) at 10 crops, timed after
+the PyTorch settings (one runtime at a time, as bench/pareto.py does), with the int8 ratio to the
+unpruned model in ONNX Runtime fp32; int8 calibrates on random faces, or on --data's Training faces.
 """
 import argparse
+import os
 import re
 
 import torch
@@ -40,12 +44,39 @@ def pruned(base, rule):
     return prune.compact_model(base, masks).eval()
 
 
+def onnx_latencies(nets, args, ms):
+    """Export every net, quantise it, and add ONNX Runtime fp32 / int8 medians to ``ms``."""
+    import tempfile
+
+    import export_onnx
+    from pareto import ort_latency_fn, ort_session
+    if args.data:
+        from dataset import H5Dataset
+        faces = export_onnx.calibration_faces(H5Dataset(args.data), 200)
+    else:
+        faces = torch.randint(0, 256, (200, 1, 48, 48), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
+    cols = ("ONNX Runtime fp32", "ONNX Runtime int8")
+    fns = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for k, net in nets.items():
+            f32 = os.path.join(tmp, f"{len(fns)}.onnx")
+            export_onnx.export({"arch": "VGG19", "cfg": net.cfg, "model_args": net.model_args, "net": net.state_dict(),
+                                "num_classes": 7, "class_names": [str(i) for i in range(7)]}, f32)
+            i8 = export_onnx.write_int8(f32, export_onnx.int8_path(f32), faces)
+            fns[(k, cols[0], 10)] = ort_latency_fn(ort_session(f32))
+            fns[(k, cols[1], 10)] = ort_latency_fn(ort_session(i8))
+        ms.update(interleaved_latency_ms(fns, args.rounds, 5))
+    return cols
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--checkpoint", metavar="CKPT", help="trained VGG checkpoint (default: random BN scales)")
     ap.add_argument("--rules", default="p0.3,p0.5,p0.7", metavar="LIST", help="(default: p0.3,p0.5,p0.7)")
     ap.add_argument("--cfg", action="append", default=[], metavar="NAME=CFG",
                     help="also time a VGG19 of these layer widths, e.g. p0.5=64,64,M,128,120,M,... (repeatable)")
+    ap.add_argument("--onnx", action="store_true", help="also ONNX Runtime fp32 and int8 at 10 crops")
+    ap.add_argument("--data", metavar="H5", help="with --onnx: Training faces calibrate int8 (default: random faces)")
     ap.add_argument("--rounds", type=int, default=5, metavar="N", help="interleaved timing rounds (default: 5)")
     ap.add_argument("--write", action="store_true", help="record the table in BENCHMARKS.md")
     args = ap.parse_args()
@@ -70,8 +101,10 @@ def main():
     fns = {(k, s, crops): face_latency_fn(net, *SETTINGS[s], crops=crops)
            for k, net in nets.items() for s in SETTINGS for crops in (10, 160)}
     ms = interleaved_latency_ms(fns, args.rounds, 5)
+    ort_cols = onnx_latencies(nets, args, ms) if args.onnx else []
     head = "| model | cfg | params | MACs / crop | " + " | ".join(f"{s}, {c} crops" for s in SETTINGS for c in (10, 160))
-    rows = [head + " |", "|" + "---|" * (4 + 2 * len(SETTINGS))]
+    head += "".join(f" | {c}, 10 crops" for c in ort_cols)
+    rows = [head + " |", "|" + "---|" * (4 + 2 * len(SETTINGS) + len(ort_cols))]
     macs0, params0 = prune.count_macs(base), prune.n_params(base)
     for k, net in nets.items():
         cells = []
@@ -79,12 +112,18 @@ def main():
             for c in (10, 160):
                 t, t0 = ms[(k, s, c)], ms[("unpruned", "fp32", c)]
                 cells.append(f"{t:.2f} ({t0 / t:.2f}x)")
+        for c in ort_cols:  # ratios to the unpruned model in ONNX Runtime fp32
+            t, t0 = ms[(k, c, 10)], ms[("unpruned", ort_cols[0], 10)]
+            cells.append(f"{t:.2f} ({t0 / t:.2f}x)")
         conv = [v for v in net.cfg if v != "M"]
         rows.append(f"| {k} | {','.join(map(str, conv))} | {prune.n_params(net):,} ({params0 / prune.n_params(net):.1f}x) | "
                     f"{prune.count_macs(net) / 1e6:.1f}M ({macs0 / prune.count_macs(net):.2f}x) | " + " | ".join(cells) + " |")
+    calib = "Training faces" if args.data else "random faces"
+    ort_note = (f"; ONNX Runtime columns to the unpruned model in ONNX Runtime fp32 (int8: static QDQ, per-channel "
+                f"weights, calibrated on 200 {calib})") if ort_cols else ""
     table = ("\n".join(rows) + f"\n\nSource: {source}. CPU ms per call, median of {args.rounds} interleaved rounds, "
              f"{torch.get_num_threads()} threads; ratios in brackets are to the unpruned model in fp32 contiguous at "
-             f"the same number of crops. Rules: p = global |gamma| threshold removing that share of channels, "
+             f"the same number of crops{ort_note}. Rules: p = global |gamma| threshold removing that share of channels, "
              f"m = keep that share of the multiply-adds (|gamma| per MAC freed), r = channel counts rounded up to "
              f"multiples. No fine-tuning. {cpu_flags()}.")
     print(table)
