@@ -371,3 +371,9 @@ def test_teacher_follows_the_student_into_channels_last(tiny_checkpoint, synthet
     convs = [m for m in seen[0].modules() if isinstance(m, torch.nn.Conv2d)]
     assert convs and all(c.weight.is_contiguous(memory_format=torch.channels_last) for c in convs)
     assert not any(p.requires_grad for p in seen[0].parameters()) and not seen[0].training
+
+
+def test_bench_prune_cfg_is_checked_before_anything_is_timed():
+    r = run_script("bench/bench_prune.py", "--rules", "", "--cfg", "x=64,64,M,wide", timeout=120)
+    assert r.returncode != 0 and "error: --cfg 'x=64,64,M,wide'" in r.stderr
+    assert "|" not in r.stdout  # no table
