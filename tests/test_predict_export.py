@@ -197,3 +197,31 @@ def test_pareto_bench_scores_and_times_every_runtime(tiny_checkpoint, synthetic_
     assert len(cells) == 10 and all(float(c.split()[0]) >= 0 for c in cells[4:])
     assert os.path.getsize(tmp_path / "pareto.png") > 1000
     assert (tmp_path / "onnx" / "base.int8.onnx").exists()
+
+
+def test_random_weight_int8_export_quantises_every_conv(tmp_path):
+    """bench_prune.py --onnx times untrained nets: with all-zero folded biases two layers of one width
+    share a bias, the quantiser routes it through an Identity node and ONNX Runtime runs that conv in
+    fp32. distinct_biases must give every conv a bias of its own (plain DQ -> Conv)."""
+    import sys
+
+    import onnx
+    import torch
+
+    import models
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(__file__)), "bench"))
+    from bench_prune import distinct_biases
+
+    def identity_fed_convs(net, name):
+        f32 = str(tmp_path / f"{name}.onnx")
+        export_onnx.export({"arch": "VGG19", "cfg": net.cfg, "model_args": net.model_args, "net": net.state_dict(),
+                            "num_classes": 7, "class_names": [str(i) for i in range(7)]}, f32)
+        faces = torch.randint(0, 256, (8, 1, 48, 48), dtype=torch.uint8)
+        g = onnx.load(export_onnx.write_int8(f32, export_onnx.int8_path(f32), faces)).graph
+        prod = {o: n.op_type for n in g.node for o in n.output}
+        return sum(prod.get(i) == "Identity" for n in g.node if n.op_type == "Conv" for i in n.input)
+
+    net = models.build_model("VGG19", cfg=[8, 8, "M", 16, 16, "M", 16, 16, 16, 16, "M", 16, 16, 16, 16, "M",
+                                           16, 16, 16, 16, "M"]).eval()
+    assert identity_fed_convs(net, "plain") > 0  # the trap is real for an untrained net
+    assert identity_fed_convs(distinct_biases(net), "distinct") == 0
