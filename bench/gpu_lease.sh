@@ -24,11 +24,8 @@
 # still returns what finished, plus gpu.log (nvidia-smi samples every 10 s).
 set -uo pipefail
 cd "$(dirname "$0")/.."
-SRC=${1:?usage: bench/gpu_lease.sh FER_SOURCE CK_H5 WORK_DIR RESULTS_DIR [SECONDS]}
-CK=${2:?usage: bench/gpu_lease.sh FER_SOURCE CK_H5 WORK_DIR RESULTS_DIR [SECONDS]}
-WORK=${3:?usage: bench/gpu_lease.sh FER_SOURCE CK_H5 WORK_DIR RESULTS_DIR [SECONDS]}
-RES=${4:?usage: bench/gpu_lease.sh FER_SOURCE CK_H5 WORK_DIR RESULTS_DIR [SECONDS]}
-BUDGET=${5:-540}
+if [ $# -lt 4 ]; then echo "usage: bench/gpu_lease.sh FER_SOURCE CK_H5 WORK_DIR RESULTS_DIR [SECONDS]" >&2; exit 2; fi
+SRC=$1; CK=$2; WORK=$3; RES=$4; BUDGET=${5:-540}
 PY=${PYTHON:-python3}
 # knobs for a smoke run on a CPU (defaults: the lease); SKIP_BENCH=1 leaves out bench_fer.py
 SEEDS=${SEEDS:-0}; OTHER_LANES=${OTHER_LANES-Resnet18 CK}; read -r -a seeds <<< "$SEEDS"
