@@ -4,6 +4,7 @@ The whole split is small (28,709 x 48 x 48 bytes = 66 MB), so it is loaded once 
 the training device as uint8; batches are index slices of it and all augmentation is batched
 tensor ops (``transforms/``). No DataLoader, no per-sample Python in the hot path.
 """
+import functools
 import os
 
 import h5py
@@ -69,6 +70,62 @@ class H5Dataset:
         if indices is not None:
             x, y = x[indices], y[indices]
         return to_tensors(x, y, device)
+
+    def seen_in(self, split, other="Training"):
+        """bool numpy [N]: the rows of ``split`` whose pixels occur, byte for byte, in ``other``.
+
+        FER2013 has 288 PrivateTest rows with an identical copy in Training; a model that
+        memorises Training gains on them, so accuracy is also reported without them.
+        """
+        seen = {row.tobytes() for row in self.arrays(other)[0]}
+        return np.array([row.tobytes() in seen for row in self.arrays(split)[0]], dtype=bool)
+
+    def eval_sets(self, device="cpu", tune=False):
+        """(evals, subsets) for ``engine.fit``: PublicTest and PrivateTest (PublicTest only with
+        ``tune``, so choosing a setting never reads PrivateTest), and PrivateTest_dedup, the
+        PrivateTest rows not seen in Training, scored from PrivateTest's own predictions."""
+        splits = ("PublicTest",) if tune else ("PublicTest", "PrivateTest")
+        evals = {s: self.load(s, device) for s in splits if s in self.splits}
+        subsets = {}
+        if "PrivateTest" in evals and "Training" in self.splits:
+            keep = torch.from_numpy(np.flatnonzero(~self.seen_in("PrivateTest")))
+            subsets[DEDUP] = ("PrivateTest", keep)
+        return evals, subsets
+
+
+# PrivateTest without the images that also occur in Training (identical pixels)
+DEDUP = "PrivateTest_dedup"
+
+
+@functools.lru_cache(maxsize=4)
+def _unseen_private(path):
+    data = H5Dataset(path)
+    return data.arrays("PrivateTest")[1], np.flatnonzero(~data.seen_in("PrivateTest"))
+
+
+def honest_scores(run_dir):
+    """A finished run's accuracies at its selected epoch (summary.json's ``honest``), with
+    PrivateTest_dedup added for runs that predate it: rescored from the PrivateTest predictions
+    saved in best.pth against the run's own data file (None where either is missing)."""
+    import json
+
+    from utils import load_checkpoint
+    with open(os.path.join(run_dir, "summary.json")) as f:
+        honest = json.load(f)["honest"]
+    if DEDUP in honest or "PrivateTest" not in honest:
+        return honest
+    honest = dict(honest, **{DEDUP: None})
+    best = os.path.join(run_dir, "best.pth")
+    if not os.path.exists(best):
+        return honest
+    ck = load_checkpoint(best)
+    pred, path = (ck.get("predictions") or {}).get("PrivateTest"), ck.get("args", {}).get("data")
+    if pred is None or not path or not os.path.isfile(path):
+        return honest
+    y, keep = _unseen_private(os.path.realpath(path))
+    if len(pred) == len(y):
+        honest[DEDUP] = 100.0 * float((pred.numpy()[keep] == y[keep]).mean())
+    return honest
 
 
 def to_tensors(x, y, device="cpu"):

@@ -143,7 +143,7 @@ def distillation_loss(student_logits, teacher, xb, t):
 # ----------------------------------------------------------------------------------------
 # The run
 
-def fit(model, train, evals, args, model_info, select="PublicTest", log=print, teacher=None):
+def fit(model, train, evals, args, model_info, select="PublicTest", log=print, teacher=None, subsets=None):
     """Train ``model`` on ``train`` = (x, y), evaluating each split in ``evals`` = {name: (x, y)}.
 
     Honest selection: ``best.pth`` is the epoch with the highest ``select`` accuracy (or the
@@ -153,7 +153,9 @@ def fit(model, train, evals, args, model_info, select="PublicTest", log=print, t
 
     ``model_info`` (arch, cfg, model_args, num_classes, class_names, dataset, ...) goes into every
     checkpoint so any script can rebuild the model. ``teacher``: a trained network to distil from
-    (fine-tuning a pruned model). Returns the summary dict.
+    (fine-tuning a pruned model). ``subsets`` = {name: (split, row indices)}: a part of a split
+    scored from that split's predictions at no extra cost (PrivateTest_dedup: PrivateTest without
+    the images that also occur in Training). Returns the summary dict.
     """
     device, out, main = train[0].device, args.out, is_main_process()
     if not main:  # only the first process logs and writes files
@@ -219,7 +221,7 @@ def fit(model, train, evals, args, model_info, select="PublicTest", log=print, t
         selectable = not window or not select or epoch > args.epochs - window
         due = epoch % args.eval_every == 0 or epoch == args.epochs or (window and selectable)
         improved, preds = score_epoch(eval_model, evals, select, best, row, epoch, args, eval_bs, dtype, due,
-                                      selectable)
+                                      selectable, subsets)
         row.update(train_s=train_s, data_s=tr["data_s"], compute_s=tr["compute_s"],
                    eval_s=time.perf_counter() - t1 if due else 0.0, images_per_s=len(train[0]) / max(train_s, 1e-9),
                    peak_mem_gib=torch.cuda.max_memory_allocated(device) / 2**30 if device.type == "cuda" else 0.0)
@@ -274,7 +276,8 @@ def wrap_for_training(model, args, device):
     return model, run_model, ema, eval_model
 
 
-def score_epoch(eval_model, evals, select, best, row, epoch, args, eval_bs, dtype, due=True, selectable=True):
+def score_epoch(eval_model, evals, select, best, row, epoch, args, eval_bs, dtype, due=True, selectable=True,
+                subsets=None):
     """Score this epoch's splits into ``row`` and update ``best``; returns (improved, predictions).
 
     The selection split first; the others only at an epoch that becomes best.pth (their honest
@@ -297,9 +300,15 @@ def score_epoch(eval_model, evals, select, best, row, epoch, args, eval_bs, dtyp
     def score(name):
         ev = evaluate(eval_model, *evals[name], eval_bs, args.tta, dtype, args.channels_last)
         row[f"{name}_loss"], row[f"{name}_acc"], preds[name] = ev["loss"], ev["acc"], ev["pred"]
-        prev = best["test_selected"].get(name)
-        if prev is None or ev["acc"] > prev[0]:
-            best["test_selected"][name] = [ev["acc"], epoch]
+        scored = {name: ev["acc"]}
+        for sub, (split, idx) in subsets.items():
+            if split == name:
+                y = evals[name][1].cpu()[idx]
+                row[f"{sub}_acc"] = scored[sub] = 100.0 * (ev["pred"][idx] == y).float().mean().item()
+        for k, acc in scored.items():
+            prev = best["test_selected"].get(k)
+            if prev is None or acc > prev[0]:
+                best["test_selected"][k] = [acc, epoch]
 
     if select:
         score(select)
@@ -309,7 +318,8 @@ def score_epoch(eval_model, evals, select, best, row, epoch, args, eval_bs, dtyp
         if name != select and (improved or args.test_curves):
             score(name)
     if improved:
-        best.update(epoch=epoch, score=value, at_best={k: row[f"{k}_acc"] for k in evals})
+        best.update(epoch=epoch, score=value, at_best={k: row[f"{k}_acc"] for k in (*evals, *subsets)
+                                                      if row[f"{k}_acc"] != ""})
     return improved, preds
 
 

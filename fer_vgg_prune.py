@@ -83,11 +83,11 @@ def main(argv=None):
                 p.requires_grad_(False)
             print(f"distilling from {args.teacher} ({tck['arch']}), alpha {args.kd_alpha}, T {args.kd_t}")
         train = data.load("Training", device)
-        splits = ("PublicTest",) if args.tune else ("PublicTest", "PrivateTest")
-        evals = {s: data.load(s, device) for s in splits if s in data.splits}
+        evals, subsets = data.eval_sets(device, tune=args.tune)
         info = config.model_info(model, pruned["arch"], data, pruned_from=pruned.get("pruned_from", ""))
         print(f"fine-tuning {pruned['arch']} cfg {model.cfg} on {data.name} | out {out}")
         summary = engine.fit(model, train, evals, args, info, select="PublicTest" if "PublicTest" in evals else None,
+                             subsets=subsets,
                              teacher=teacher)
         print(engine.format_summary(summary))
         report_path = os.path.join(os.path.dirname(os.path.abspath(args.checkpoint)), "prune_report.json")

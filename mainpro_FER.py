@@ -53,14 +53,14 @@ def main(argv=None):
             print(f"NOTE: {data.path} is the image-folder FER2013: " + "; ".join(
                 f"{k} = {v}" for k, v in data.split_roles.items()) + ". Not comparable with FER2013 figures.")
         train = data.load("Training", device)
-        splits = ("PublicTest",) if args.tune else ("PublicTest", "PrivateTest")
-        evals = {s: data.load(s, device) for s in splits if s in data.splits}
+        evals, subsets = data.eval_sets(device, tune=args.tune)
         model = config.build_model_from_args(args, data.num_classes).to(device)
         info = config.model_info(model, arch, data)
         log = print if is_main_process() else (lambda *a, **k: None)
         log(f"{data.name}: train {len(train[0])}, " + ", ".join(f"{k} {len(v[0])}" for k, v in evals.items())
               + f" | {arch} on {engine.describe_device(device)} | out {out}")
-        summary = engine.fit(model, train, evals, args, info, select="PublicTest" if "PublicTest" in evals else None)
+        summary = engine.fit(model, train, evals, args, info, select="PublicTest" if "PublicTest" in evals else None,
+                             subsets=subsets)
         log(engine.format_summary(summary))
         finish_distributed()
         return summary

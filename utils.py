@@ -188,7 +188,8 @@ class MetricsCSV:
         if new:
             self.fields = list(row)
         with open(self.path, "a", newline="") as f:
-            w = csv.DictWriter(f, self.fields)
+            # a run resumed from a metrics.csv written before a column existed keeps its old columns
+            w = csv.DictWriter(f, self.fields, extrasaction="ignore")
             if new:
                 w.writeheader()
             w.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in row.items()})

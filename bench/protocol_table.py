@@ -22,6 +22,7 @@ import torch  # noqa: E402
 import inference  # noqa: E402
 import models  # noqa: E402
 import prune  # noqa: E402
+from dataset import DEDUP, honest_scores  # noqa: E402
 from utils import face_latency_fn, interleaved_latency_ms, load_checkpoint, read_metrics, wall_seconds  # noqa: E402
 
 
@@ -35,6 +36,7 @@ def runs(root):
 def describe(d):
     with open(os.path.join(d, "summary.json")) as f:
         s = json.load(f)
+    honest = honest_scores(d)
     with open(os.path.join(d, "config.json")) as f:
         cfg = json.load(f)
     rows = read_metrics(os.path.join(d, "metrics.csv"))
@@ -57,7 +59,7 @@ def describe(d):
             "precision": prec + (" + channels_last" if nhwc else ""), "parent": parent, "arch": ck["arch"],
             "width": args.get("width"),
             "params": prune.n_params(net), "macs": prune.count_macs(net), "mb": prune.weights_mb(net),
-            "public": s["honest"].get("PublicTest"), "private": s["honest"].get("PrivateTest"),
+            "public": honest.get("PublicTest"), "private": honest.get("PrivateTest"), "dedup": honest.get(DEDUP),
             "ts": s.get("test_selected_max", {}).get("PrivateTest"), "epochs": len(rows),
             "s_epoch": statistics.median(float(r["train_s"]) for r in rows), "wall_min": wall / 60,
             "device": cfg.get("device", "?"), "s": args.get("s") if args.get("sr") else None}
@@ -72,8 +74,8 @@ def table(root, rounds=5):
                                 rounds=rounds)
     by_dir = {os.path.realpath(e["dir"]): e for e in entries}
     lines = ["| run | model | params | MACs / crop | weights MB | precision | CPU ms, 1 face x 10 crops | PublicTest | "
-             "PrivateTest | epochs | s / train epoch | wall min | device |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             "PrivateTest | PrivateTest w/o duplicates | epochs | s / train epoch | wall min | device |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for e in entries:
         p = by_dir.get(os.path.realpath(e["parent"])) if e["parent"] else None
         width = e["width"] or (p or {}).get("width")  # a fine-tuned run has its parent's width
@@ -87,10 +89,12 @@ def table(root, rounds=5):
             f"| {os.path.relpath(e['dir'], root)} | {e['arch']} w{width or '?'}, {e['how']} | "
             f"{e['params']:,}{ratio('params', e['params'])} | {e['macs'] / 1e6:.1f}M{ratio('macs', e['macs'])} | "
             f"{e['mb']:.2f} | {e['precision']} | {lat:.2f}{lat_ratio} | {acc(e['public'])} | {acc(e['private'])} | "
+            f"{acc(e['dedup'])} | "
             f"{e['epochs']} | "
             f"{e['s_epoch']:.0f} | {e['wall_min']:.0f} | {e['device']} |")
     note = (f"\nAccuracies: 10-crop, %, at the epoch with the best PublicTest (honest; PrivateTest never chose "
-            f"anything). Latency: median of {rounds} interleaved rounds, {torch.get_num_threads()} threads, in the "
+            f"anything); w/o duplicates: PrivateTest without the images that also occur in Training. "
+            f"Latency: median of {rounds} interleaved rounds, {torch.get_num_threads()} threads, in the "
             "precision and memory format of each run, measured when this table was made. Ratios: to the parent the "
             "model was pruned from.")
     return "\n".join(lines) + "\n" + note

@@ -17,10 +17,12 @@ import statistics
 import sys
 
 from common import folder_table_main
+from dataset import DEDUP, honest_scores
 
 
 def read_runs(folder):
-    """{run name: (seed, PublicTest, PrivateTest)} of the finished runs directly under ``folder``."""
+    """{run name: (seed, PublicTest, PrivateTest, PrivateTest_dedup or None)} of the finished runs
+    directly under ``folder``."""
     if not os.path.isdir(folder):
         sys.exit(f"seed_table: {folder} is not a folder")
     out = {}
@@ -28,20 +30,21 @@ def read_runs(folder):
         d = os.path.join(folder, name)
         if not os.path.exists(os.path.join(d, "summary.json")):
             continue  # not a run, or not finished yet
-        with open(os.path.join(d, "summary.json")) as f:
-            honest = json.load(f)["honest"]
+        honest = honest_scores(d)
         with open(os.path.join(d, "config.json")) as f:
             seed = json.load(f)["args"]["seed"]
-        out[name] = (seed, honest["PublicTest"], honest["PrivateTest"])
+        out[name] = (seed, honest["PublicTest"], honest["PrivateTest"], honest.get(DEDUP))
     if not out:
         sys.exit(f"seed_table: no finished run (summary.json) in {folder}")
-    seeds = {s for s, _, _ in out.values()}
+    seeds = {v[0] for v in out.values()}
     if len(seeds) != 1:
         sys.exit(f"seed_table: {folder} mixes seeds {sorted(seeds)}; one folder per seed")
     return seeds.pop(), out
 
 
 def mean_std(values):
+    if any(v is None for v in values):
+        return "-"
     return f"{statistics.mean(values):.2f} +- {statistics.stdev(values):.2f}"
 
 
@@ -64,18 +67,21 @@ def table(folders):
     names = sorted(set.intersection(*(set(r) for r in per_seed.values())))
     missing = sorted(set.union(*(set(r) for r in per_seed.values())) - set(names))
     lines = [f"Seeds {', '.join(map(str, seeds))}; accuracies at the epoch PublicTest selected (honest), "
-             "mean +- std over seeds.", "",
-             "| run | PublicTest | PrivateTest | PrivateTest per seed | PrivateTest minus baseline (paired) | "
-             "95% interval of that mean | per seed |",
-             "|---|---|---|---|---|---|---|"]
+             "mean +- std over seeds; the duplicates column leaves out the PrivateTest images that also occur "
+             "in Training (identical pixels; 288 rows of the real FER2013).", "",
+             "| run | PublicTest | PrivateTest | PrivateTest without Training's duplicates | PrivateTest per seed | "
+             "PrivateTest minus baseline (paired) | 95% interval of that mean | per seed |",
+             "|---|---|---|---|---|---|---|---|"]
     for name in names:
         pub = [per_seed[s][name][1] for s in seeds]
         priv = [per_seed[s][name][2] for s in seeds]
+        dedup = [per_seed[s][name][3] for s in seeds]
         base = name.split("_")[0]  # VGG19_sr_pruned0.5 -> VGG19, its no-sparsity baseline
         diff = "- | - | -"
         if base != name and base in names:
             diff = paired([per_seed[s][name][2] - per_seed[s][base][2] for s in seeds])
-        lines.append(f"| {name} | {mean_std(pub)} | {mean_std(priv)} | {' / '.join(f'{p:.2f}' for p in priv)} | "
+        lines.append(f"| {name} | {mean_std(pub)} | {mean_std(priv)} | {mean_std(dedup)} | "
+                     f"{' / '.join(f'{p:.2f}' for p in priv)} | "
                      f"{diff} |")
     if missing:
         lines += ["", f"Not in every folder (left out): {', '.join(missing)}."]

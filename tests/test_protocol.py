@@ -84,7 +84,9 @@ def test_sparsity_sweep_reads_privatetest_only_in_final(synthetic_h5, tmp_path):
 
 def test_seed_table_means_and_pairs_runs_across_seed_folders(tmp_path):
     """bench/seed_table.py: mean +- std over seed folders, the paired difference to the same seed's
-    baseline, runs missing from a folder left out and named, and one error line for bad folders."""
+    baseline, runs missing from a folder left out and named, and one error line for bad folders.
+    PrivateTest without Training's duplicates: its mean where every seed has it, '-' where a run
+    predates it and has no best.pth to rescore."""
     accs = {0: {"VGG19": (67.0, 68.5), "VGG19_sr_pruned0.5": (66.0, 68.0), "VGG19_sr": (65.0, 67.0)},
             1: {"VGG19": (66.0, 69.0), "VGG19_sr_pruned0.5": (65.0, 67.5)},
             2: {"VGG19": (68.0, 68.0), "VGG19_sr_pruned0.5": (67.0, 68.5)}}
@@ -92,15 +94,18 @@ def test_seed_table_means_and_pairs_runs_across_seed_folders(tmp_path):
         for name, (pub, priv) in runs.items():
             d = tmp_path / f"seed{seed}" / name
             d.mkdir(parents=True)
-            (d / "summary.json").write_text(json.dumps({"honest": {"PublicTest": pub, "PrivateTest": priv}}))
+            honest = {"PublicTest": pub, "PrivateTest": priv}
+            if name == "VGG19":
+                honest["PrivateTest_dedup"] = 67.0 - 0.5 * seed
+            (d / "summary.json").write_text(json.dumps({"honest": honest}))
             (d / "config.json").write_text(json.dumps({"args": {"seed": seed}}))
     folders = [str(tmp_path / f"seed{k}") for k in accs]
     r = run_script("bench/seed_table.py", *folders)
     assert r.returncode == 0, r.stderr
-    assert "| VGG19 | 67.00 +- 1.00 | 68.50 +- 0.50 | 68.50 / 69.00 / 68.00 | - | - | - |" in r.stdout
+    assert "| VGG19 | 67.00 +- 1.00 | 68.50 +- 0.50 | 66.50 +- 0.50 | 68.50 / 69.00 / 68.00 | - | - | - |" in r.stdout
     # pruned minus baseline per seed: -0.5, -1.5, +0.5 -> mean -0.50, std 1.00; 95% interval
     # -0.50 +- t(0.975, 2 df) 4.303 * 1.00 / sqrt(3) = -0.50 +- 2.48
-    assert ("| VGG19_sr_pruned0.5 | 66.00 +- 1.00 | 68.00 +- 0.50 | 68.00 / 67.50 / 68.50 | -0.50 +- 1.00 | "
+    assert ("| VGG19_sr_pruned0.5 | 66.00 +- 1.00 | 68.00 +- 0.50 | - | 68.00 / 67.50 / 68.50 | -0.50 +- 1.00 | "
             "[-2.98, +1.98] | -0.50 / -1.50 / +0.50 |") in r.stdout
     assert "left out): VGG19_sr." in r.stdout
     r = run_script("bench/seed_table.py", folders[0], folders[0])
