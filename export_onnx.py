@@ -26,9 +26,9 @@ from data_io import DataError, atomic_output, cli_error
 from utils import latency_ms, load_checkpoint
 
 
-def export(ck, path, opset=17):
+def export(ck, path, opset=17, source="checkpoint"):
     import onnx
-    model = models.model_from_checkpoint(ck).eval()
+    model = models.model_from_checkpoint(ck, source).eval()
     with atomic_output(path) as tmp, warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the TorchScript exporter announces its own deprecation
         torch.onnx.export(model, (torch.zeros(2, ck.get("in_channels", 1), 44, 44),), tmp, dynamo=False,
@@ -120,7 +120,7 @@ def main(argv=None):
     try:
         import onnxruntime as ort
         ck = load_checkpoint(args.checkpoint)
-        model = export(ck, args.out)
+        model = export(ck, args.out, source=args.checkpoint)
         sess = ort.InferenceSession(args.out, providers=["CPUExecutionProvider"])
         x = torch.randn(37, 1, 44, 44, generator=torch.Generator().manual_seed(0))  # a batch size never exported
         with torch.no_grad():

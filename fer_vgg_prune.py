@@ -69,7 +69,7 @@ def main(argv=None):
             data = H5Dataset(args.data)
         device = pick_device(args.device)
         seed_everything(args.seed)
-        model = models.model_from_checkpoint(pruned).to(device)
+        model = models.model_from_checkpoint(pruned, args.checkpoint).to(device)
         check_classes(pruned["class_names"], args.checkpoint, data.class_names, data.path)
         teacher = None
         if args.teacher:
@@ -78,7 +78,7 @@ def main(argv=None):
             tck = load_checkpoint(args.teacher)
             check_classes(tck["class_names"], f"--teacher {args.teacher}", pruned["class_names"],
                           f"the student {args.checkpoint}")
-            teacher = models.model_from_checkpoint(tck).to(device).eval()
+            teacher = models.model_from_checkpoint(tck, args.teacher).to(device).eval()
             for p in teacher.parameters():
                 p.requires_grad_(False)
             print(f"distilling from {args.teacher} ({tck['arch']}), alpha {args.kd_alpha}, T {args.kd_t}")

@@ -38,7 +38,7 @@ def fer_predictions(args):
     check_classes(ck["class_names"], path, data.class_names, data.path)
     device = pick_device(args.device)
     x, y = data.load(args.split, device)
-    model = models.model_from_checkpoint(ck).to(device)
+    model = models.model_from_checkpoint(ck, path).to(device)
     dtype, precision, nhwc = inference.run_precision(ck, device)  # as the run evaluated during training
     if nhwc:
         model = model.to(memory_format=torch.channels_last)

@@ -40,7 +40,11 @@ class Classifier:
             import onnxruntime as ort
             if not os.path.isfile(onnx):
                 raise DataError(f"{onnx}: ONNX model not found (make one with export_onnx.py)")
-            self.session = ort.InferenceSession(onnx, providers=["CPUExecutionProvider"])
+            try:
+                self.session = ort.InferenceSession(onnx, providers=["CPUExecutionProvider"])
+            except Exception as e:  # onnxruntime's InvalidProtobuf, Fail, ... (no common base class)
+                first = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
+                raise DataError(f"{onnx}: not an ONNX model that ONNX Runtime can load ({first})") from None
             meta = self.session.get_modelmeta().custom_metadata_map
             self.class_names = json.loads(meta.get("class_names", "[]")) or None
             self.model = None
@@ -55,7 +59,7 @@ class Classifier:
             # the precision and memory format the run was trained and scored in (inference.run_precision)
             self.dtype, _, self.channels_last = inference.run_precision(ck, self.device)
             fmt = torch.channels_last if self.channels_last else torch.preserve_format
-            self.model = models.model_from_checkpoint(ck).to(self.device, memory_format=fmt).eval()
+            self.model = models.model_from_checkpoint(ck, path).to(self.device, memory_format=fmt).eval()
             self.class_names = ck["class_names"]
             self.source = path
 

@@ -54,7 +54,7 @@ def main(argv=None, family="VGG", doc=""):
         if other and arch.startswith(other):  # any other registered architecture prunes with either script
             raise DataError(f"{args.checkpoint} holds a {arch}, not a {family}: use prune_{other.lower()}.py")
         device = pick_device(args.device)
-        model = models.model_from_checkpoint(ck)
+        model = models.model_from_checkpoint(ck, args.checkpoint)
         data = None
         if not args.no_eval:  # bad data stops us before anything is written
             data = H5Dataset(args.data or ck.get("args", {}).get("data") or "data/data.h5")

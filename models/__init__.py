@@ -17,6 +17,8 @@ Module names are those of ``named_modules()``; the pruned model must use the sam
 """
 from functools import partial
 
+from data_io import DataError
+
 from .resnet import ResNet
 from .vgg import VGG, VGG_CFGS
 
@@ -62,11 +64,25 @@ def build_model(arch, cfg=None, num_classes=7, in_channels=1, **model_args):
     return MODELS[canonical_name(arch)](cfg=cfg, num_classes=num_classes, in_channels=in_channels, **model_args)
 
 
-def model_from_checkpoint(ckpt):
-    """Rebuild the network stored in one of our checkpoint dicts and load its weights."""
-    model = build_model(ckpt["arch"], cfg=ckpt.get("cfg"), num_classes=ckpt["num_classes"],
-                        in_channels=ckpt.get("in_channels", 1), **ckpt.get("model_args", {}))
-    model.load_state_dict(ckpt["net"])
+def model_from_checkpoint(ckpt, source="checkpoint"):
+    """Rebuild the network stored in one of our checkpoint dicts and load its weights.
+
+    ``source`` names the checkpoint (its file) in the one-line DataError raised when the stored
+    architecture cannot be built or its weights do not fit it (a cfg edited by hand, a file
+    from another program), instead of load_state_dict's many-line RuntimeError.
+    """
+    arch, cfg = ckpt.get("arch"), ckpt.get("cfg")
+    try:
+        model = build_model(arch, cfg=cfg, num_classes=ckpt["num_classes"], in_channels=ckpt.get("in_channels", 1),
+                            **ckpt.get("model_args", {}))
+    except (KeyError, TypeError, ValueError, RuntimeError) as e:
+        raise DataError(f"{source}: cannot rebuild its {arch} with cfg {cfg} ({type(e).__name__}: {e})") from None
+    try:
+        model.load_state_dict(ckpt["net"])
+    except RuntimeError as e:
+        # the first 'size mismatch for <tensor>: ...' / 'Missing key(s) ...' line names the tensor
+        detail = next((ln.strip() for ln in str(e).splitlines()[1:] if ln.strip()), str(e))
+        raise DataError(f"{source}: its weights do not fit its {arch} cfg {cfg}: {detail}") from None
     return model
 
 

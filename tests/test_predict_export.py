@@ -82,6 +82,32 @@ def test_missing_checkpoint_says_how_to_get_one(images, tmp_path):
     assert r.returncode == 2 and "mainpro_FER.py" in r.stderr and r.stderr.strip().count("\n") == 0
 
 
+def test_weights_that_do_not_fit_their_cfg_and_a_file_that_is_not_onnx(tiny_checkpoint, synthetic_h5, images, tmp_path):
+    """One error line naming the file and the tensor (or format), exit 2, nothing written."""
+    import torch
+
+    from utils import load_checkpoint, save_checkpoint
+    ck = load_checkpoint(tiny_checkpoint)
+    ck["cfg"] = [2 * v if v != "M" else v for v in ck["cfg"]]  # a cfg edited by hand: twice the widths
+    bad = tmp_path / "bad_cfg.pth"
+    save_checkpoint(ck, bad)
+    out = tmp_path / "out"
+    for script, *args in (("predict.py", str(images / "rgb.jpg"), "--checkpoint", str(bad), "--out", str(out)),
+                          ("export_onnx.py", "--checkpoint", str(bad), "--out", str(out / "m.onnx")),
+                          ("plot_confusion_matrix.py", "--checkpoint", str(bad), "--data", synthetic_h5),
+                          ("prune_vgg.py", "--checkpoint", str(bad), "--percent", "0.5", "--out", str(out / "p"))):
+        r = run_script(script, *args)
+        assert r.returncode == 2 and r.stderr.strip().count("\n") == 0, (script, r.stderr[-800:])
+        assert "bad_cfg.pth" in r.stderr and "features.0.weight" in r.stderr and "Traceback" not in r.stderr, script
+        assert not out.exists(), script
+    assert sorted(os.listdir(tmp_path)) == ["bad_cfg.pth"]  # plot_confusion_matrix.py writes beside it
+    notonnx = tmp_path / "model.onnx"
+    torch.save({"not": "onnx"}, notonnx)
+    r = run_script("predict.py", str(images / "rgb.jpg"), "--onnx", str(notonnx), "--out", str(out))
+    assert r.returncode == 2 and r.stderr.strip().count("\n") == 0, r.stderr[-800:]
+    assert "model.onnx" in r.stderr and "ONNX" in r.stderr and not out.exists()
+
+
 def test_onnx_parity_and_predict_with_onnx(tiny_checkpoint, images, tmp_path, capsys):
     diff = export_onnx.main(["--checkpoint", tiny_checkpoint, "--out", str(tmp_path / "m.onnx")])
     assert diff < 1e-4 and (tmp_path / "m.onnx").exists()
