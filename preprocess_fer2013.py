@@ -16,6 +16,7 @@ import csv
 import gzip
 import json
 import os
+import sys
 import tarfile
 import zipfile
 import zlib
@@ -122,6 +123,65 @@ def open_source(path):
     if magic[:2] == b"\x1f\x8b":
         return gzip.open(path, "rb"), path
     return open(path, "rb"), path
+
+
+# Where people put FER2013: the names Kaggle ships, preferred in this order; then any other
+# archive or CSV in the folder that turns out to hold it (sniffed by its header or members).
+KNOWN_NAMES = ("fer2013.csv", "fer2013.csv.gz", "icml_face_data.csv", "icml_face_data.csv.gz", "fer2013.tar.gz",
+               "fer2013.tgz", "fer2013.tar")
+OTHER_SUFFIXES = (".zip", ".csv", ".csv.gz", ".tar.gz", ".tgz", ".tar")
+NOT_A_SOURCE = ("fer2013new.csv",)  # FER+ label votes: read with --ferplus beside a source
+
+
+def sniff(path):
+    """Raise DataError unless ``path`` holds the FER2013 CSV (header check only: cheap)."""
+    stream, where = open_source(path)
+    with stream:
+        try:
+            first = stream.readline().decode("utf-8-sig", "replace").strip()
+        except (OSError, EOFError, zlib.error, tarfile.TarError, zipfile.BadZipFile) as e:
+            raise DataError(f"{where}: unreadable ({e})") from None
+    column_order(first, where)
+
+
+def is_image_tree(d):
+    return all(os.path.isdir(os.path.join(d, s)) for s in ("train", "test"))
+
+
+def locate(folder="data"):
+    """(kind, path, looked_for) of the FER2013 in ``folder``: kind 'csv' (any CSV form: plain,
+    .gz, Kaggle's tar.gz or the competition .zip) or 'images' (the train/ + test/ image-folder
+    tree, in ``folder`` or one level below), or kind None when nothing there looks like FER2013.
+
+    Files under other names are sniffed (header, archive members) rather than trusted by name,
+    so a FER2013 renamed by a browser download is still found; when something looks like a
+    source but none can be read, DataError names each file and why, instead of silently
+    reporting no data (run.sh would then train on the synthetic set).
+    """
+    looked = (f"{folder}/{{{','.join(KNOWN_NAMES)}}}, any other *.zip/*.csv[.gz]/*.tar[.gz] there holding "
+              f"the FER2013 CSV, or an image-folder tree (train/ and test/) in {folder}/ or one level below")
+    if not os.path.isdir(folder):
+        return None, None, looked
+    for name in KNOWN_NAMES:
+        if os.path.isfile(os.path.join(folder, name)):
+            return "csv", os.path.join(folder, name), looked
+    entries = sorted(os.listdir(folder))
+    for d in [folder] + [os.path.join(folder, e) for e in entries]:
+        if os.path.isdir(d) and is_image_tree(d):
+            return "images", d, looked
+    failures = []
+    for e in entries:
+        path = os.path.join(folder, e)
+        if not os.path.isfile(path) or not e.lower().endswith(OTHER_SUFFIXES) or e.lower() in NOT_A_SOURCE:
+            continue
+        try:
+            sniff(path)
+            return "csv", path, looked
+        except DataError as err:
+            failures.append(str(err))
+    if failures:
+        raise DataError(f"{folder}/ holds files that may be FER2013 but none could be read: " + " | ".join(failures))
+    return None, None, looked
 
 
 def column_order(first, where):
@@ -395,6 +455,7 @@ def convert(csv_path, out_path, ferplus=None, chunk_bytes=4 << 20, workers=None)
 
 FOLDER_SPLITS = ("train", "test")
 FOLDER_NAME = "FER2013-folders"  # not FER2013: its test split mixes PublicTest and PrivateTest
+FOLDERS_H5 = "data/data_folders.h5"  # its own file, so its numbers never mix with FER2013's
 
 
 def folder_class(name, where):
@@ -486,9 +547,9 @@ def write_synthetic(out_path, n, seed=0):
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--csv", default="data/fer2013.csv", metavar="PATH",
+    ap.add_argument("--csv", default=None, metavar="PATH",
                     help="fer2013.csv or icml_face_data.csv (also .gz), fer2013.tar.gz, or the competition's .zip "
-                         "(default: data/fer2013.csv)")
+                         "(default: whatever form of FER2013 is in data/, image folders included; see --locate)")
     ap.add_argument("--images", default=None, metavar="DIR",
                     help="read the image-folder FER2013 instead (DIR/train/<class>/, DIR/test/<class>/): a "
                          "validation split is carved from train/, test/ is the reported split (default: off)")
@@ -497,7 +558,11 @@ def main(argv=None):
     ap.add_argument("--resize", action="store_true",
                     help="--images: convert images that are not 48x48 grey (default: refuse them)")
     ap.add_argument("--out", default=None, metavar="FILE",
-                    help="output HDF5 (default: data/data.h5; data/synthetic.h5 with --synthetic)")
+                    help=f"output HDF5 (default: data/data.h5; {FOLDERS_H5} for the image folders; "
+                         "data/synthetic.h5 with --synthetic)")
+    ap.add_argument("--locate", action="store_true",
+                    help="only print what would be read from data/ ('csv PATH' or 'images DIR'); exit 1 when "
+                         "there is no FER2013 there (run.sh uses this)")
     ap.add_argument("--ferplus", default=None, metavar="CSV",
                     help="fer2013new.csv: replace labels by the FER+ majority vote (default: off)")
     ap.add_argument("--synthetic", type=int, default=0, metavar="N",
@@ -506,6 +571,18 @@ def main(argv=None):
                     help="seed for --synthetic and for the --images validation split (default: 0)")
     args = ap.parse_args(argv)
     try:
+        if args.locate or not (args.synthetic or args.csv or args.images):
+            kind, path, looked = locate("data")
+            if args.locate:
+                if kind is None:
+                    print(f"no FER2013 in data/ (looked for {looked})", file=sys.stderr)
+                    sys.exit(1)
+                print(kind, path)
+                return
+            if kind is None:
+                raise DataError(f"no FER2013 in data/ (looked for {looked}): {WHERE_TO_GET}")
+            print(f"found FER2013 as {'the image-folder tree' if kind == 'images' else 'a CSV source'}: {path}")
+            args.csv, args.images = (path, None) if kind == "csv" else (None, path)
         if args.synthetic:
             if args.synthetic < 10:
                 raise DataError(f"--synthetic {args.synthetic}: need at least 10 images")
@@ -513,7 +590,7 @@ def main(argv=None):
             counts = write_synthetic(out, args.synthetic, args.seed)
             print(f"SYNTHETIC data (drawn faces, not FER2013): {counts} -> {out}")
             return
-        out = args.out or "data/data.h5"
+        out = args.out or (FOLDERS_H5 if args.images else "data/data.h5")
         if args.images:
             if args.ferplus:
                 raise DataError("--ferplus: FER+ labels are row-aligned with fer2013.csv, not with --images folders")

@@ -313,3 +313,65 @@ def test_real_fer2013_as_icml_and_as_image_folders(tmp_path, real_fer_h5):
     assert bag(got["Training"], got["PublicTest"]) == bag(ref["Training"])
     assert bag(got["PrivateTest"]) == bag(ref["PublicTest"], ref["PrivateTest"])
     assert fdups["copies"] == dups["copies"] and fdups["label_conflicts"] == dups["label_conflicts"]
+
+
+def locate_in(tmp_path, *files):
+    """`preprocess_fer2013.py --locate` run where data/ holds ``files`` (name -> writer)."""
+    r = run_script(SCRIPT, "--locate", cwd=tmp_path)
+    return r.returncode, r.stdout.strip(), r.stderr.strip()
+
+
+@pytest.mark.parametrize("form", ["fer2013.csv", "icml_face_data.csv", "fer2013.csv.gz", "fer2013.tar.gz",
+                                  "renamed competition zip", "renamed csv", "image folders", "nested image folders"])
+def test_any_form_in_data_is_found_and_read_without_arguments(tmp_path, rows, reference, form):
+    """No --csv: the script takes what is in data/, says which, and gives the same arrays; run.sh
+    asks the same question (--locate)."""
+    import gzip
+    import shutil
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "README.md").write_text("data goes here\n")
+    (data / "fer2013new.csv").write_text("Usage,Image name,neutral\n")  # FER+ votes: never a source
+    kind, expect = "csv", None
+    if form == "fer2013.csv":
+        expect = shutil.copy(reference / "fer2013.csv", data / "fer2013.csv")
+    elif form == "icml_face_data.csv":
+        expect = write_icml(data / "icml_face_data.csv", rows)
+    elif form == "fer2013.csv.gz":
+        expect = data / "fer2013.csv.gz"
+        expect.write_bytes(gzip.compress((reference / "fer2013.csv").read_bytes()))
+    elif form == "fer2013.tar.gz":
+        expect = data / "fer2013.tar.gz"
+        with tarfile.open(expect, "w:gz") as tar:
+            tar.add(reference / "fer2013.csv", arcname="fer2013/fer2013.csv")
+    elif form == "renamed competition zip":  # a browser's "(1)" suffix; found by its members
+        expect = data / "challenges-in-representation-learning (1).zip"
+        os.replace(competition_zip(tmp_path / "c.zip", rows, reference), expect)
+    elif form == "renamed csv":
+        expect = shutil.copy(reference / "fer2013.csv", data / "faces_download.csv")
+    else:
+        kind = "images"
+        expect = data if form == "image folders" else data / "fer2013"
+        image_folders(expect, n_train=10, n_test=2)
+    rc, out, err = locate_in(tmp_path)
+    assert rc == 0 and out == f"{kind} {os.path.relpath(expect, tmp_path)}", (out, err)
+    r = run_script(SCRIPT, cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert f"found FER2013 as {'the image-folder tree' if kind == 'images' else 'a CSV source'}: " in r.stdout
+    h5 = tmp_path / ("data/data_folders.h5" if kind == "images" else "data/data.h5")
+    assert h5.exists() and not (tmp_path / "data" / ("data.h5" if kind == "images" else "data_folders.h5")).exists()
+    if kind == "csv":
+        assert_same_arrays(h5, reference / "ref.h5")
+
+
+def test_no_fer2013_in_data_says_what_it_looked_for_and_an_unreadable_one_stops(tmp_path):
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "fer2013new.csv").write_text("Usage,Image name,neutral\n")
+    rc, out, err = locate_in(tmp_path)
+    assert rc == 1 and out == "" and "no FER2013 in data/" in err and "icml_face_data.csv" in err
+    r = run_script(SCRIPT, cwd=tmp_path)
+    assert r.returncode == 2 and "looked for" in r.stderr and r.stderr.strip().count("\n") == 0
+    (data / "download.zip").write_bytes(b"PK\x03\x04 truncated")  # looks like a source, cannot be read
+    rc, out, err = locate_in(tmp_path)
+    assert rc == 2 and err.count("\n") == 0 and "download.zip" in err and "none could be read" in err
