@@ -35,8 +35,11 @@ def export(ck, path, opset=17, source="checkpoint"):
                           input_names=["input"], output_names=["logits"], opset_version=opset,
                           dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}})
         m = onnx.load(tmp)
-        for k, v in {"class_names": json.dumps(ck["class_names"]), "arch": ck["arch"],
-                     "cfg": json.dumps(ck.get("cfg")), "model_args": json.dumps(ck.get("model_args", {}))}.items():
+        meta = {"class_names": json.dumps(ck["class_names"]), "arch": ck["arch"],
+                "cfg": json.dumps(ck.get("cfg")), "model_args": json.dumps(ck.get("model_args", {}))}
+        if "calibration" in ck:  # calibrate.py's temperature: probabilities = softmax(logits / T)
+            meta["temperature"] = repr(float(ck["calibration"]["temperature"]))
+        for k, v in meta.items():
             m.metadata_props.add(key=k, value=v)
         onnx.save(m, tmp)
     return model

@@ -47,6 +47,7 @@ class Classifier:
                 raise DataError(f"{onnx}: not an ONNX model that ONNX Runtime can load ({first})") from None
             meta = self.session.get_modelmeta().custom_metadata_map
             self.class_names = json.loads(meta.get("class_names", "[]")) or None
+            self.temperature = float(meta.get("temperature", 1.0))  # calibrate.py writes it
             self.model = None
         else:
             path = checkpoint or next((p for p in DEFAULT_CHECKPOINTS if os.path.exists(p)), None)
@@ -61,6 +62,7 @@ class Classifier:
             fmt = torch.channels_last if self.channels_last else torch.preserve_format
             self.model = models.model_from_checkpoint(ck, path).to(self.device, memory_format=fmt).eval()
             self.class_names = ck["class_names"]
+            self.temperature = float(ck.get("calibration", {}).get("temperature", 1.0))  # calibrate.py
             self.source = path
 
     def __call__(self, faces):
@@ -74,7 +76,8 @@ class Classifier:
                                            self.dtype, self.channels_last)
         else:
             logits = inference.predict_logits(OrtModule(self.session), x, config.eval_batch_size("auto", "cpu"))
-        return torch.softmax(logits.float(), 1).cpu().numpy()
+        # calibrated probabilities: the temperature fitted on PublicTest (1 = not calibrated)
+        return torch.softmax(logits.float() / self.temperature, 1).cpu().numpy()
 
     def names(self, n):
         """Class names for n outputs; numbered when the model carries none (an ONNX file without metadata)."""
