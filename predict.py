@@ -6,6 +6,7 @@
     python predict.py photo.jpg --onnx model.onnx      # ONNX Runtime instead of PyTorch
     python predict.py --video clip.mp4                 # annotated copy + per-frame JSON lines
     python predict.py faces/*.png --no-detect --json --no-figures   # thousands of faces, batched
+    python predict.py photo.jpg --cam                  # + where the network looks (Grad-CAM, saliency.py)
 
 Faces are found with OpenCV's frontal-face Haar cascade (shipped inside the opencv-python-headless
 4.x wheel), cropped with a margin, turned into 48x48 grey, and classified with the same 10-crop
@@ -96,14 +97,36 @@ class OrtModule(torch.nn.Module):
         return torch.from_numpy(self.session.run(None, {self.input_name: x.contiguous().numpy()})[0])
 
 
-def draw_figure(grey, boxes, probs, names, path, title):
+class CamModel:
+    """The PyTorch network behind --cam: saliency needs gradients, so it is the checkpoint even when
+    classification runs in ONNX Runtime (--checkpoint, else the default checkpoint)."""
+
+    def __init__(self, checkpoint=None):
+        import models
+        from utils import load_checkpoint
+        path = checkpoint or next((p for p in DEFAULT_CHECKPOINTS if os.path.exists(p)), None)
+        if path is None:
+            raise DataError(f"--cam needs a PyTorch checkpoint (Grad-CAM takes gradients): none at "
+                            f"{' or '.join(DEFAULT_CHECKPOINTS)}; pass --checkpoint PATH")
+        self.model = models.model_from_checkpoint(load_checkpoint(path), path).float().eval()
+
+    def cams(self, faces, classes):
+        import saliency
+        x = torch.from_numpy(np.ascontiguousarray(faces)).unsqueeze(1)  # (N, 1, 48, 48) uint8
+        return saliency.face_cams(self.model, x, classes)
+
+
+def draw_figure(grey, boxes, probs, names, path, title, faces=None, cams=None):
+    """The photo with a box and label per face, and each face's probabilities; with ``cams``
+    (Grad-CAM maps of the predicted class, saliency.face_cams) each face's 48x48 crop with its map."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     from matplotlib.patches import Rectangle
     n = max(1, len(boxes))
-    fig = plt.figure(figsize=(10, max(4, 2.2 * n)))
-    ax = fig.add_subplot(1, 2, 1)
+    cols = 2 if cams is None else 3
+    fig = plt.figure(figsize=(10 if cams is None else 12, max(4, 2.2 * n)))
+    ax = fig.add_subplot(1, cols, 1)
     ax.imshow(grey, cmap="gray", vmin=0, vmax=255)
     for i, (b, p) in enumerate(zip(boxes, probs)):
         ax.add_patch(Rectangle((b[0], b[1]), b[2], b[3], fill=False, color="lime", lw=2))
@@ -112,7 +135,12 @@ def draw_figure(grey, boxes, probs, names, path, title):
     ax.set_title(title, fontsize=9)
     ax.axis("off")
     for i, p in enumerate(probs):
-        bx = fig.add_subplot(n, 2, 2 * i + 2)
+        if cams is not None:
+            import saliency
+            cx = fig.add_subplot(n, cols, cols * i + 2)
+            saliency.overlay(cx, faces[i], cams[i])
+            cx.set_title(f"face {i + 1}: Grad-CAM of {names[int(p.argmax())]}", fontsize=8)
+        bx = fig.add_subplot(n, cols, cols * i + cols)
         bx.barh(range(len(names)), p, color=["tab:green" if j == p.argmax() else "tab:blue" for j in range(len(p))])
         bx.set_yticks(range(len(names)), names, fontsize=8)
         bx.set_xlim(0, 1)
@@ -132,6 +160,7 @@ def predict_images(args, clf):
     """Detect faces image by image; classify the faces of many images in one batch (--batch), then
     report each image in the order given."""
     detect = None if args.no_detect else FaceDetector(args.min_face)
+    cam_model = CamModel(args.checkpoint) if args.cam else None
     failed = 0
     if not args.no_figures:
         os.makedirs(args.out, exist_ok=True)
@@ -150,7 +179,8 @@ def predict_images(args, clf):
                       f"{path} face {r['face']} {r['box']}: {r['label']} ({max(r['probabilities'].values()):.1%})")
             if not args.no_figures:
                 fig = os.path.join(args.out, os.path.splitext(os.path.basename(path))[0] + "_pred.png")
-                draw_figure(grey, boxes, p, names, fig, os.path.basename(path))
+                cams = cam_model.cams(np.stack(faces), p.argmax(1)) if cam_model else None
+                draw_figure(grey, boxes, p, names, fig, os.path.basename(path), faces, cams)
                 if not args.json:
                     print(f"  figure: {fig}")
         pending.clear()
@@ -230,6 +260,9 @@ def main(argv=None):
     ap.add_argument("--no-detect", action="store_true", help="treat each image as one pre-cropped face")
     ap.add_argument("--json", action="store_true", help="print one JSON line per face")
     ap.add_argument("--no-figures", action="store_true", help="skip the per-image figure (fast on many images)")
+    ap.add_argument("--cam", action="store_true",
+                    help="add each face's Grad-CAM map of its predicted class to its figure (the PyTorch "
+                         "checkpoint's gradients: --checkpoint or the default, also beside --onnx)")
     ap.add_argument("--batch", type=int, default=256, metavar="N",
                     help="classify the faces of several images together, about N faces at a time (default: 256)")
     ap.add_argument("--video", metavar="FILE", help="annotate a video instead of photos")
@@ -241,6 +274,8 @@ def main(argv=None):
     args = ap.parse_args(argv)
     if not args.images and not args.video:
         ap.error("give at least one IMAGE or --video FILE")
+    if args.cam and (args.no_figures or args.video):
+        ap.error("--cam draws into the per-image figures: not with --no-figures or --video")
     if args.batch < 1:
         ap.error(f"--batch {args.batch}: must be at least 1")
     try:
