@@ -43,11 +43,12 @@ class Analyser:
     a 2-core machine parallel requests would only slow each other.
     """
 
-    def __init__(self, checkpoint=None, onnx=None, min_face=30, margin=0.2, max_side=4096, cam_checkpoint=None):
+    def __init__(self, checkpoint=None, onnx=None, min_face=30, margin=0.2, max_side=4096, cam_checkpoint=None,
+                 detect_scale=1.0):
         from faces import FaceDetector
         from predict import Classifier
         self.clf = Classifier(checkpoint, None if checkpoint else onnx)
-        self.detect = FaceDetector(min_face)
+        self.detect = FaceDetector(min_face, detect_scale)
         self.margin, self.max_side = margin, max_side
         self.cam_checkpoint = checkpoint or cam_checkpoint
         self.cam = None  # the PyTorch model for Grad-CAM, loaded on the first request that wants it
@@ -172,12 +173,15 @@ def main(argv=None):
     ap.add_argument("--max-side", type=int, default=4096, metavar="PX",
                     help="largest image width or height (default: 4096)")
     ap.add_argument("--min-face", type=int, default=30, metavar="PX", help="smallest face in pixels (default: 30)")
+    ap.add_argument("--detect-scale", type=float, default=1.0, metavar="F",
+                    help="look for faces in the image shrunk by F, as predict.py --detect-scale (0.5: a faster "
+                         "camera loop; default: 1)")
     args = ap.parse_args(argv)
     if args.max_upload_mb <= 0 or args.max_side < 48:
         ap.error("--max-upload-mb must be positive and --max-side at least 48")
     try:
         analyser = Analyser(args.checkpoint, args.onnx, args.min_face, max_side=args.max_side,
-                            cam_checkpoint=args.cam_checkpoint)
+                            cam_checkpoint=args.cam_checkpoint, detect_scale=args.detect_scale)
     except DataError as e:
         cli_error(str(e))
     import uvicorn

@@ -32,19 +32,31 @@ def load_grey(path):
 
 
 class FaceDetector:
-    def __init__(self, min_size=30):
+    """OpenCV's frontal-face Haar cascade. ``scale`` < 1 searches a downscaled copy of the image
+    and maps the boxes back: a live camera loop's choice, since the cascade's cost grows with the
+    pixels it scans (bench/bench_live.py); faces under max(min_size, 24 / scale) px (the cascade's
+    window is 24 px) are then missed."""
+
+    def __init__(self, min_size=30, scale=1.0):
         import cv2
         path = os.path.join(cv2.data.haarcascades, "haarcascade_frontalface_default.xml")
         self.cascade = cv2.CascadeClassifier(path)
         if self.cascade.empty():
             raise DataError(f"OpenCV's Haar cascade {path} is missing (install opencv-python-headless 4.x)")
-        self.min_size = min_size
+        if not 0 < scale <= 1:
+            raise DataError(f"detection scale {scale}: must be in (0, 1]")
+        self.min_size, self.scale = min_size, scale
 
     def __call__(self, grey):
-        """Boxes (x, y, w, h), largest first."""
-        boxes = self.cascade.detectMultiScale(grey, scaleFactor=1.1, minNeighbors=5,
-                                              minSize=(self.min_size, self.min_size))
-        return sorted((tuple(int(v) for v in b) for b in boxes), key=lambda b: -b[2] * b[3])
+        """Boxes (x, y, w, h) in ``grey``'s pixels, largest first."""
+        import cv2
+        small, m = grey, self.min_size
+        if self.scale < 1:
+            small = cv2.resize(grey, None, fx=self.scale, fy=self.scale, interpolation=cv2.INTER_AREA)
+            m = max(1, int(round(self.min_size * self.scale)))
+        boxes = self.cascade.detectMultiScale(small, scaleFactor=1.1, minNeighbors=5, minSize=(m, m))
+        boxes = [tuple(int(round(v / self.scale)) for v in b) for b in boxes]
+        return sorted(boxes, key=lambda b: -b[2] * b[3])
 
 
 def crop_face(grey, box, margin=0.2):

@@ -135,6 +135,18 @@ def test_video_annotated_copy(tiny_checkpoint, tmp_path):
     frames = [json.loads(l) for l in open(tmp_path / "o" / "clip_frames.jsonl")]
     assert len(frames) == 6 and all(len(f["faces"]) == 1 for f in frames)
     assert os.path.getsize(tmp_path / "o" / "clip_pred.mp4") > 1000
+    assert "frame rate:" in r.stdout and "frames/s analysed" in r.stdout
+
+
+def test_half_size_detection_finds_the_same_face(images):
+    """--detect-scale 0.5 searches a 4x smaller image; the box it maps back is the same face."""
+    from faces import FaceDetector, load_grey
+    grey = load_grey(str(images / "rgb.jpg"))
+    (x, y, w, h), = FaceDetector(30)(grey)
+    (x2, y2, w2, h2), = FaceDetector(30, 0.5)(grey)
+    assert abs(x - x2) <= 0.15 * w and abs(y - y2) <= 0.15 * h and 0.8 < w2 / w < 1.25
+    with pytest.raises(Exception, match="scale"):
+        FaceDetector(30, 1.5)
 
 
 def test_curves_figure(tiny_checkpoint):
