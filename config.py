@@ -20,10 +20,12 @@ from utils import load_checkpoint
 # Recipe-governed flags default to None on the command line and are filled from a recipe,
 # so `--recipe fast --lr 0.02` changes only the lr and config.json shows what really ran.
 RECIPE_KEYS = ("epochs", "bs", "lr", "momentum", "wd", "schedule", "decay_start", "decay_every",
-               "decay_rate", "warmup", "clip", "label_smoothing", "erase", "affine", "ema", "nesterov", "select_last")
+               "decay_rate", "warmup", "clip", "label_smoothing", "erase", "affine", "ema", "nesterov", "select_last",
+               "translate", "zoom", "mix", "mix_alpha", "plateau_factor", "plateau_patience")
 PUBLISHED_FER = dict(epochs=250, bs=128, lr=0.01, momentum=0.9, wd=5e-4, schedule="step", decay_start=80,
                      decay_every=5, decay_rate=0.9, warmup=0, clip=0.1, label_smoothing=0.0, erase=0.0, affine=0.0,
-                     ema=0.0, nesterov=False, select_last=0)
+                     ema=0.0, nesterov=False, select_last=0, translate=0.0, zoom=0.1, mix="none", mix_alpha=1.0,
+                     plateau_factor=0.75, plateau_patience=5)
 # 100 epochs = 40% of the published 250: the published optimiser with a cosine decay and label
 # smoothing. CPU tuning on PublicTest (bench/tune_fast.py, VGG19 width 0.125, 12 epochs): EMA,
 # affine and erasing each lost 1-2 points, lr 0.03 + 1 warm-up epoch gained ~1 point on one seed;
@@ -94,8 +96,11 @@ def add_train_args(ap, recipes, default_recipe, out_default="checkpoints/<DATASE
     g.add_argument("--lr", type=float, metavar="LR", help=f"peak learning rate (default: {r['lr']})")
     g.add_argument("--momentum", type=float, metavar="M", help=f"SGD momentum (default: {r['momentum']})")
     g.add_argument("--wd", type=float, metavar="W", help=f"weight decay (default: {r['wd']})")
-    g.add_argument("--schedule", choices=("step", "cosine", "onecycle"),
-                   help=f"lr schedule (default: {r['schedule']})")
+    g.add_argument("--schedule", choices=("step", "cosine", "onecycle", "plateau"),
+                   help="lr schedule; plateau: multiply the lr by --plateau-factor when the selection split's "
+                        f"accuracy has not risen for --plateau-patience epochs (default: {r['schedule']})")
+    g.add_argument("--plateau-factor", type=float, metavar="F", help=f"(default: {r['plateau_factor']})")
+    g.add_argument("--plateau-patience", type=int, metavar="E", help=f"(default: {r['plateau_patience']})")
     g.add_argument("--decay-start", type=int, metavar="E", help=f"step: decay after epoch E (default: {r['decay_start']})")
     g.add_argument("--decay-every", type=int, metavar="K", help=f"step: every K epochs (default: {r['decay_every']})")
     g.add_argument("--decay-rate", type=float, metavar="F", help=f"step: multiply lr by F (default: {r['decay_rate']})")
@@ -105,6 +110,14 @@ def add_train_args(ap, recipes, default_recipe, out_default="checkpoints/<DATASE
     g.add_argument("--erase", type=float, metavar="P", help=f"random-erasing probability (default: {r['erase']})")
     g.add_argument("--affine", type=float, metavar="DEG",
                    help=f"random rotation up to DEG degrees with +-10%% zoom, 0 = off (default: {r['affine']})")
+    g.add_argument("--translate", type=float, metavar="F",
+                   help=f"random shift up to F of the crop side in x and y, 0 = off (default: {r['translate']})")
+    g.add_argument("--zoom", type=float, metavar="Z",
+                   help=f"with --affine or --translate: random zoom in [1-Z, 1+Z] (default: {r['zoom']})")
+    g.add_argument("--mix", choices=("none", "mixup", "cutmix"),
+                   help=f"mix each training image with another of its batch, labels mixed in the loss "
+                        f"(default: {r['mix']})")
+    g.add_argument("--mix-alpha", type=float, metavar="A", help=f"Beta(A, A) of the mixing weight (default: {r['mix_alpha']})")
     g.add_argument("--nesterov", action="store_const", const=True,
                    help=f"Nesterov momentum (default: {r['nesterov']})")
     g.add_argument("--select-last", type=int, metavar="K",
@@ -256,6 +269,11 @@ def resolve_args(args, recipes, out_dir):
         raise DataError(f"--s-zero-at {args.s_zero_at}: must be in (0, 1]")
     if not 0 <= args.select_last <= args.epochs:
         raise DataError(f"--select-last {args.select_last}: must be between 0 and --epochs ({args.epochs})")
+    if not 0 <= args.translate < 0.5 or not 0 <= args.zoom < 1:
+        raise DataError(f"--translate {args.translate} / --zoom {args.zoom}: need 0 <= F < 0.5 and 0 <= Z < 1")
+    if not args.mix_alpha > 0 or not 0 < args.plateau_factor < 1 or args.plateau_patience < 0:
+        raise DataError(f"--mix-alpha {args.mix_alpha} / --plateau-factor {args.plateau_factor} / --plateau-patience "
+                        f"{args.plateau_patience}: need A > 0, 0 < F < 1, E >= 0")
     if not 0 <= args.ema < 1:
         raise DataError(f"--ema {args.ema}: must be in [0, 1), e.g. 0.999")
     args.out = out_dir

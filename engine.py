@@ -32,11 +32,17 @@ class TrainingDiverged(RuntimeError):
 # ----------------------------------------------------------------------------------------
 # Optimisation pieces
 
-def lr_factor(args, steps_per_epoch):
-    """Multiplier of the base lr at optimizer step ``step`` (integer arithmetic for epochs)."""
+def lr_factor(args, steps_per_epoch, plateau=None):
+    """Multiplier of the base lr at optimizer step ``step`` (integer arithmetic for epochs).
+
+    plateau: the dict ``plateau_update`` keeps; its ``scale`` is the multiplier (the schedule
+    depends on the selection split's accuracy, not on the step).
+    """
     total = args.epochs * steps_per_epoch
 
     def f(step):
+        if args.schedule == "plateau":
+            return plateau["scale"]
         epoch = step // steps_per_epoch
         if args.schedule == "step":  # published: lr * rate^((epoch - start) // every) after `start`
             return args.decay_rate ** ((epoch - args.decay_start) // args.decay_every) if epoch > args.decay_start else 1.0
@@ -51,6 +57,21 @@ def lr_factor(args, steps_per_epoch):
             return 0.1 + 0.9 * step / up
         return max(1e-3, 1 - (step - up) / max(1, total - up))
     return f
+
+
+def plateau_update(plateau, score, args):
+    """ReduceLROnPlateau on the selection split's accuracy (``score``; None when not scored this
+    epoch): after ``plateau_patience`` epochs without a new best, multiply the lr by
+    ``plateau_factor``. The state is a plain dict so that it travels in the checkpoint."""
+    if score is None:
+        return
+    if score > plateau["best"]:
+        plateau["best"], plateau["bad"] = score, 0
+    else:
+        plateau["bad"] += 1
+        if plateau["bad"] > args.plateau_patience:
+            plateau["scale"] *= args.plateau_factor
+            plateau["bad"] = 0
 
 
 # ----------------------------------------------------------------------------------------
@@ -88,16 +109,24 @@ def train_one_epoch(model, x, y, optimizer, scheduler, args, gens, scaler=None, 
     for i in tqdm(range(0, n, args.bs), desc=desc, leave=False, disable=None if rank == 0 else True):
         t0 = clock.start()
         idx = perm[i:i + args.bs][rank::world]
-        xb = T.train_augment(x[idx], CROP, gens["augment"], flip=True, erase=args.erase,
-                             affine=args.affine)  # (B, 1, 44, 44) float
+        xb = T.train_augment(x[idx], CROP, gens["augment"], flip=True, erase=args.erase, affine=args.affine,
+                             translate=args.translate, zoom=args.zoom)  # (B, 1, 44, 44) float
         yb = y[idx]
+        mixed = args.mix != "none"
+        if mixed:  # per-image partner and weight; the loss mixes the two labels the same way
+            xb, yb2, lam = T.mix(xb, yb, gens["augment"], args.mix, args.mix_alpha)
         if args.channels_last:
             xb = xb.contiguous(memory_format=torch.channels_last)
         clock.stop("data", t0)
         t1 = clock.start()
         with torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
             out = model(xb)  # (B, num_classes)
-            loss = F.cross_entropy(out.float(), yb, label_smoothing=args.label_smoothing)
+            if mixed:
+                per = [F.cross_entropy(out.float(), t, label_smoothing=args.label_smoothing, reduction="none")
+                       for t in (yb, yb2)]
+                loss = (lam * per[0] + (1 - lam) * per[1]).mean()
+            else:
+                loss = F.cross_entropy(out.float(), yb, label_smoothing=args.label_smoothing)
             if teacher is not None:
                 loss = (1 - args.kd_alpha) * loss + args.kd_alpha * distillation_loss(out, teacher, xb, args.kd_t)
         optimizer.zero_grad(set_to_none=True)
@@ -168,7 +197,8 @@ def fit(model, train, evals, args, model_info, select="PublicTest", log=print, t
     steps = math.ceil(len(train[0]) / args.bs)
     optimizer = torch.optim.SGD(model.parameters(), lr=args.lr, momentum=args.momentum, weight_decay=args.wd,
                                 nesterov=bool(args.nesterov))
-    factor = lr_factor(args, steps)
+    plateau = {"scale": 1.0, "best": -1.0, "bad": 0}  # used by --schedule plateau only
+    factor = lr_factor(args, steps, plateau)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
     log(resolve_precision(args, device))
     try:
@@ -184,7 +214,7 @@ def fit(model, train, evals, args, model_info, select="PublicTest", log=print, t
         # batch at every step: bench/bench_finetune.py measured that as most of the teacher's cost
         teacher = teacher.to(memory_format=torch.channels_last)
     state = {"model": model, "ema": ema, "optimizer": optimizer, "scheduler": scheduler, "scaler": scaler,
-             "gens": gens, "model_info": model_info, "args": args}
+             "gens": gens, "model_info": model_info, "args": args, "plateau": plateau}
 
     start, best = 0, {"epoch": 0, "select": select, "score": -1.0, "at_best": {}, "test_selected": {}}
     if args.resume and os.path.exists(last_path):
@@ -222,6 +252,12 @@ def fit(model, train, evals, args, model_info, select="PublicTest", log=print, t
         due = epoch % args.eval_every == 0 or epoch == args.epochs or (window and selectable)
         improved, preds = score_epoch(eval_model, evals, select, best, row, epoch, args, eval_bs, dtype, due,
                                       selectable, subsets)
+        if args.schedule == "plateau":  # the full score where there is one, else the centre-crop curve
+            sel = row.get(f"{select}_acc", "") if select else ""
+            sel = sel if sel != "" else row.get(f"{select}_center_acc", "")
+            plateau_update(plateau, sel if sel != "" else None, args)
+            for group in optimizer.param_groups:  # the next epoch starts at the new lr, not one step later
+                group["lr"] = group["initial_lr"] * plateau["scale"]
         row.update(train_s=train_s, data_s=tr["data_s"], compute_s=tr["compute_s"],
                    eval_s=time.perf_counter() - t1 if due else 0.0, images_per_s=len(train[0]) / max(train_s, 1e-9),
                    peak_mem_gib=torch.cuda.max_memory_allocated(device) / 2**30 if device.type == "cuda" else 0.0)
@@ -333,7 +369,7 @@ def checkpoint_dict(state, epoch, best, preds, rngs):
             "epoch": epoch, "optimizer": state["optimizer"].state_dict(), "scheduler": state["scheduler"].state_dict(),
             "scaler": scaler.state_dict() if scaler is not None else None, "rng": rngs[0],
             "rng_per_rank": rngs if len(rngs) > 1 else None,
-            "metrics": best, "args": vars(state["args"]), "predictions": preds}
+            "metrics": best, "args": vars(state["args"]), "predictions": preds, "plateau": dict(state["plateau"])}
 
 
 def restore(last_path, state, device, log):
@@ -353,6 +389,8 @@ def restore(last_path, state, device, log):
         ema.n_averaged.fill_(ck["ema_updates"])
     state["optimizer"].load_state_dict(ck["optimizer"])
     state["scheduler"].load_state_dict(ck["scheduler"])
+    if ck.get("plateau"):
+        state["plateau"].update(ck["plateau"])
     if state["scaler"] is not None and ck.get("scaler"):
         state["scaler"].load_state_dict(ck["scaler"])
     per_rank = ck.get("rng_per_rank")

@@ -45,13 +45,16 @@ def test_short_run_beats_chance_by_a_wide_margin(synthetic_h5, tmp_path):
     assert os.path.exists(tmp_path / "config.json") and os.path.exists(tmp_path / "summary.json")
 
 
-@pytest.mark.parametrize("ema", [[], ["--ema", "0.99"]], ids=["plain", "ema"])
+@pytest.mark.parametrize("ema", [[], ["--ema", "0.99"],
+                                 ["--schedule", "plateau", "--plateau-patience", "0", "--mix", "cutmix", "--translate",
+                                  "0.1", "--affine", "5"]],
+                         ids=["plain", "ema", "plateau-cutmix-translate"])
 def test_resume_equals_uninterrupted(synthetic_h5, tmp_path, ema):
     a = train(synthetic_h5, tmp_path / "a", "--epochs", "2", *ema)
     train(synthetic_h5, tmp_path / "b", "--epochs", "1", *ema)
     b = train(synthetic_h5, tmp_path / "b", "--epochs", "2", "--resume")
     assert b["epoch"] == 2
-    for key in ("net", "train_net") if ema else ("net",):
+    for key in ("net", "train_net") if "--ema" in ema else ("net",):
         for k in a[key]:
             assert torch.equal(a[key][k], b[key][k]), (key, k)
     def strip(rs):  # timings differ run to run
@@ -401,3 +404,18 @@ def test_privatetest_without_training_duplicates(synthetic_h5, tmp_path):
     del summary["honest"][DEDUP]
     json.dump(summary, open(tmp_path / "run" / "summary.json", "w"))
     assert honest_scores(str(tmp_path / "run"))[DEDUP] == pytest.approx(want, abs=1e-4)
+
+
+def test_plateau_schedule_lowers_the_lr_when_selection_stalls(synthetic_h5, tmp_path, monkeypatch):
+    """--schedule plateau: PublicTest 50, 40, 40 with patience 0 -> the lr is cut after epoch 2 and 3."""
+    script_accuracies(monkeypatch, [50.0, 60.0, 40.0, 40.0])  # PublicTest, PrivateTest (epoch 1), then PublicTest
+    train(synthetic_h5, tmp_path, "--epochs", "3", "--schedule", "plateau", "--plateau-patience", "0",
+          "--plateau-factor", "0.5", "--lr", "0.02")
+    lrs = [float(r["lr"]) for r in rows(tmp_path)]  # the lr each epoch started with
+    assert lrs[0] == pytest.approx(0.02) and lrs[1] == pytest.approx(0.02) and lrs[2] == pytest.approx(0.01)
+    assert load_checkpoint(tmp_path / "last.pth")["plateau"] == {"scale": 0.25, "best": 50.0, "bad": 0}
+    plateau = {"scale": 1.0, "best": -1.0, "bad": 0}
+    args = argparse.Namespace(plateau_patience=2, plateau_factor=0.5)
+    for score in (10, 9, 9, 9, None, 11, 8):
+        engine.plateau_update(plateau, score, args)
+    assert plateau == {"scale": 0.5, "best": 11, "bad": 1}

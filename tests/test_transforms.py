@@ -109,3 +109,37 @@ def test_train_augment_affine_off_replays_old_draws():
     b = T.train_augment(x, 44, torch.Generator().manual_seed(1), affine=0.0)
     c = T.train_augment(x, 44, torch.Generator().manual_seed(1), affine=10.0)
     assert torch.equal(a, b) and not torch.equal(a, c)
+
+
+def test_random_affine_translation_shifts_within_its_bound():
+    """translate only: each image moves by its own whole-pixel-ish shift, never more than F of the side."""
+    x = torch.zeros(64, 1, 44, 44)
+    x[:, :, 20:24, 20:24] = 1.0  # a bright square in the middle
+    g = torch.Generator().manual_seed(0)
+    out = T.random_affine(x, g, degrees=0.0, scale=0.0, translate=0.1)
+    ys, xs = torch.meshgrid(torch.arange(44.0), torch.arange(44.0), indexing="ij")
+    mass = out[:, 0].sum((1, 2))
+    cy, cx = (out[:, 0] * ys).sum((1, 2)) / mass - 21.5, (out[:, 0] * xs).sum((1, 2)) / mass - 21.5
+    assert cy.abs().max() <= 0.1 * 44 + 0.5 and cx.abs().max() <= 0.1 * 44 + 0.5
+    assert cx.std() > 1.0 and cy.std() > 1.0  # shifts differ per image
+    same = T.random_affine(x, torch.Generator().manual_seed(0), degrees=0.0, scale=0.0, translate=0.0)
+    assert torch.allclose(same, x, atol=1e-5)
+
+
+def test_mixup_and_cutmix_mix_images_and_report_the_weights():
+    g = torch.Generator().manual_seed(1)
+    x = torch.arange(8, dtype=torch.float32).view(8, 1, 1, 1).expand(8, 1, 44, 44).contiguous()  # image i == i
+    y = torch.arange(8)
+    xm, y2, lam = T.mix(x, y, g, "mixup", 0.4)
+    assert ((lam >= 0) & (lam <= 1)).all() and lam.std() > 0  # one weight per image
+    want = lam.view(8, 1, 1, 1) * x + (1 - lam.view(8, 1, 1, 1)) * y2.float().view(8, 1, 1, 1)
+    assert torch.allclose(xm, want)  # the partner of image i carries label y2[i] and value y2[i]
+    xc, y2c, lamc = T.mix(x, y, g, "cutmix", 1.0)
+    for i in range(8):  # each pixel is the image's own or its partner's; lam = the share that is its own
+        own = (xc[i] == x[i]).float().mean()
+        if y2c[i] != y[i]:
+            assert torch.isclose(own, lamc[i]) and set(xc[i].unique().tolist()) <= {float(i), float(y2c[i])}
+    # the same generator state gives the same mix (resume replays it)
+    a = T.mix(x, y, torch.Generator().manual_seed(5), "cutmix", 1.0)
+    b = T.mix(x, y, torch.Generator().manual_seed(5), "cutmix", 1.0)
+    assert all(torch.equal(u, v) for u, v in zip(a, b))

@@ -6,6 +6,7 @@ DataLoader workers, and a run resumed from a saved generator state replays exact
 """
 import math
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -65,26 +66,33 @@ def random_erasing(x, generator=None, p=0.5, area=(0.02, 0.2), aspect=(0.3, 3.3)
     return x.masked_fill(mask[:, None], 0.0)
 
 
-def random_affine(x, generator=None, degrees=10.0, scale=0.1):
-    """Rotate each image by its own angle in [-degrees, degrees] and zoom by [1-scale, 1+scale].
+def random_affine(x, generator=None, degrees=10.0, scale=0.1, translate=0.0):
+    """Rotate each image by its own angle in [-degrees, degrees], zoom by [1-scale, 1+scale] and
+    shift by up to ``translate`` of its side in each direction.
 
     float (B, C, H, W) -> same shape; one batched grid_sample, edges extended (border padding)
-    so no black corners appear.
+    so no black corners appear. The shift draws its random numbers only when on, so runs
+    without it replay as before.
     """
     B = x.shape[0]
     u = torch.rand(B, 2, device=x.device, generator=generator) * 2 - 1  # (B, 2) in [-1, 1)
     angle = u[:, 0] * math.radians(degrees)
     zoom = 1 + u[:, 1] * scale  # > 1 shows more of the face, i.e. zooms out
     cos, sin = torch.cos(angle) * zoom, torch.sin(angle) * zoom
-    zero = torch.zeros_like(cos)
-    theta = torch.stack([torch.stack([cos, -sin, zero], 1), torch.stack([sin, cos, zero], 1)], 1)  # (B, 2, 3)
+    if translate > 0:  # grid units: the image spans [-1, 1], so a shift of f of the side is 2f
+        shift = (torch.rand(B, 2, device=x.device, generator=generator) * 2 - 1) * (2 * translate)
+        tx, ty = shift[:, 0], shift[:, 1]
+    else:
+        tx = ty = torch.zeros_like(cos)
+    theta = torch.stack([torch.stack([cos, -sin, tx], 1), torch.stack([sin, cos, ty], 1)], 1)  # (B, 2, 3)
     grid = F.affine_grid(theta, list(x.shape), align_corners=False)
     return F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
 
 
-def train_augment(x, size=44, generator=None, flip=True, erase=0.0, affine=0.0):
-    """uint8 (B, C, 48, 48) -> float (B, C, size, size): random crop, mirror, optional small affine
-    (rotation up to ``affine`` degrees, zoom +-10%) and erasing.
+def train_augment(x, size=44, generator=None, flip=True, erase=0.0, affine=0.0, translate=0.0, zoom=0.1):
+    """uint8 (B, C, 48, 48) -> float (B, C, size, size): random crop, mirror, optional affine
+    (rotation up to ``affine`` degrees, zoom +-``zoom``, shift up to ``translate`` of the side;
+    on when ``affine`` or ``translate`` is) and erasing.
 
     Crop and mirror are one gather of the uint8 batch; only the small result becomes float.
     Each option draws random numbers only when on, so runs without it replay as before.
@@ -94,11 +102,41 @@ def train_augment(x, size=44, generator=None, flip=True, erase=0.0, affine=0.0):
     left = torch.randint(0, W - size + 1, (B,), device=x.device, generator=generator)
     mirror = torch.rand(B, device=x.device, generator=generator) < 0.5 if flip else None
     x = to_float(crop(x, top, left, size, mirror))
-    if affine > 0:
-        x = random_affine(x, generator, degrees=affine)
+    if affine > 0 or translate > 0:
+        x = random_affine(x, generator, degrees=affine, scale=zoom, translate=translate)
     if erase > 0:
         x = random_erasing(x, generator, p=erase)
     return x
+
+
+def mix(x, y, generator=None, mode="mixup", alpha=1.0):
+    """Mixup (Zhang et al. 2018) or CutMix (Yun et al. 2019) of a float batch with a shuffled copy
+    of itself, each image with its own weight: returns (mixed x, partner labels y2, lam (B,)).
+
+    The loss is lam * CE(out, y) + (1 - lam) * CE(out, y2). lam ~ Beta(alpha, alpha) per image
+    (drawn by numpy from a seed the torch ``generator`` gives, so a resumed run replays it);
+    CutMix pastes a box of about (1 - lam) of the area from the partner and sets lam to the area
+    that is really left, per image, as one batched mask.
+    """
+    B, _, H, W = x.shape
+    dev = x.device
+    perm = torch.randperm(B, device=dev, generator=generator)
+    seed = int(torch.randint(0, 2**31 - 1, (1,), device=dev, generator=generator).item())
+    lam = torch.from_numpy(np.random.default_rng(seed).beta(alpha, alpha, B)).float().to(dev)  # (B,)
+    if mode == "mixup":
+        m = lam.view(B, 1, 1, 1)
+        return m * x + (1 - m) * x[perm], y[perm], lam
+    if mode != "cutmix":
+        raise ValueError(f"mix mode {mode!r}: mixup or cutmix")
+    side = torch.sqrt(1 - lam)  # box sides as fractions, area 1 - lam before clipping
+    centre = torch.rand(B, 2, device=dev, generator=generator)
+    cy, cx, h, w = centre[:, 0] * H, centre[:, 1] * W, side * H, side * W
+    yy = torch.arange(H, device=dev)[None, :, None] + 0.5
+    xx = torch.arange(W, device=dev)[None, None, :] + 0.5
+    box = ((yy - cy[:, None, None]).abs() < h[:, None, None] / 2) & \
+          ((xx - cx[:, None, None]).abs() < w[:, None, None] / 2)  # (B, H, W)
+    lam = 1 - box.float().mean((1, 2))  # the area each image really keeps
+    return torch.where(box[:, None], x[perm], x), y[perm], lam
 
 
 def ten_crop(x, size=44):
