@@ -192,3 +192,19 @@ def test_gpu_lease_runs_every_lane_and_keeps_its_deadline(synthetic_h5, tmp_path
     assert "deadline: stopping" in (work / "lease.log").read_text()
     with tarfile.open(res / "results.tar.gz") as t:
         assert "./seed2/VGG19/config.json" in t.getnames()
+
+
+def test_length_table_reads_runs_of_several_lengths(synthetic_h5, tmp_path):
+    """bench/length_table.py: one row per run, sorted by epochs, minutes relative to the shortest, a figure."""
+    import mainpro_FER
+    for e in (2, 1):
+        mainpro_FER.main(["--data", synthetic_h5, "--out", str(tmp_path / f"len{e}"), "--model", "VGG11", "--width",
+                          "0.125", "--device", "cpu", "--recipe", "cpu-lean", "--epochs", str(e), "--amp", "none"])
+    r = run_script("bench/length_table.py", str(tmp_path / "len2"), str(tmp_path / "len1"),
+                   "--figure", str(tmp_path / "len.png"))
+    assert r.returncode == 0, r.stderr[-2000:]
+    rows = [ln for ln in r.stdout.splitlines() if ln.startswith("| 1 |") or ln.startswith("| 2 |")]
+    assert [ln[:5] for ln in rows] == ["| 1 |", "| 2 |"] and "| 1.00x |" in rows[0]
+    assert (tmp_path / "len.png").exists()
+    r = run_script("bench/length_table.py", str(tmp_path))
+    assert r.returncode != 0 and "no summary.json" in r.stderr

@@ -1,0 +1,91 @@
+"""Accuracy against training length: one row per run folder, and accuracy against CPU minutes.
+
+    python bench/length_table.py RUN_DIR... [--figure docs/accuracy_vs_length_vgg19_w025.png] [--write TITLE]
+
+Each RUN_DIR is a finished mainpro_FER.py run of the same recipe shape at another --epochs (e.g.
+`--recipe cpu-lean --epochs 60`). Per run: epochs, PublicTest and PrivateTest at the epoch
+PublicTest chose (honest), PrivateTest without the images also in Training, the run's own
+minutes (training + evaluation, summed over metrics.csv, resumes included), the device and
+threads it ran on, and its minutes relative to the shortest run listed.
+"""
+import argparse
+import json
+import os
+
+from common import record
+
+from dataset import DEDUP, honest_scores
+from utils import read_metrics, wall_seconds
+
+
+def read(d):
+    if not os.path.exists(os.path.join(d, "summary.json")):
+        raise SystemExit(f"length_table: {d} has no summary.json (not a finished run)")
+    with open(os.path.join(d, "config.json")) as f:
+        cfg = json.load(f)
+    honest = honest_scores(d)
+    rows = read_metrics(os.path.join(d, "metrics.csv"))
+    return {"dir": d, "epochs": cfg["args"]["epochs"], "recipe": cfg["args"].get("recipe"), "seed": cfg["args"]["seed"],
+            "public": honest["PublicTest"], "private": honest["PrivateTest"], "dedup": honest.get(DEDUP),
+            "minutes": wall_seconds(rows) / 60, "device": cfg.get("device", "?"),
+            "best_epoch": json.load(open(os.path.join(d, "summary.json")))["best_epoch"]}
+
+
+def table(runs):
+    runs = sorted(runs, key=lambda r: r["epochs"])
+    base = runs[0]["minutes"]
+    lines = ["| epochs | PublicTest | PrivateTest | PrivateTest w/o Training's duplicates | selected epoch | "
+             "minutes | x the shortest | device |", "|---|---|---|---|---|---|---|---|"]
+    for r in runs:
+        dd = f"{r['dedup']:.3f}" if r["dedup"] is not None else "-"
+        lines.append(f"| {r['epochs']} | {r['public']:.3f} | {r['private']:.3f} | {dd} | {r['best_epoch']} | "
+                     f"{r['minutes']:.1f} | {r['minutes'] / base:.2f}x | {r['device']} |")
+    return "\n".join(lines) + "\n"
+
+
+def figure(runs, path):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from data_io import atomic_output
+    runs = sorted(runs, key=lambda r: r["epochs"])
+    fig, ax = plt.subplots(figsize=(6, 4))
+    m = [r["minutes"] for r in runs]
+    for key, label, style in (("public", "PublicTest (selects)", "o-"), ("private", "PrivateTest", "s-"),
+                              ("dedup", "PrivateTest w/o Training's duplicates", "^--")):
+        if all(r[key] is not None for r in runs):
+            ax.plot(m, [r[key] for r in runs], style, label=label)
+    for r in runs:
+        ax.annotate(f"{r['epochs']} ep", (r["minutes"], r["public"]), textcoords="offset points", xytext=(4, -12),
+                    fontsize=8)
+    ax.axhline(73.212, color="grey", ls=":", lw=1)
+    ax.text(m[0], 73.0, "published PrivateTest 73.212 (full width, test-selected)", fontsize=7, va="top")
+    ax.set_xlabel("CPU minutes per run (training + evaluation)")
+    ax.set_ylabel("accuracy % (10-crop, honest)")
+    ax.set_title("VGG19 width 0.25, one-cycle shape of cpu-lean, seed 0", fontsize=9)
+    ax.legend(fontsize=8, loc="lower right")
+    fig.tight_layout()
+    with atomic_output(path) as tmp:
+        fig.savefig(tmp, dpi=100, format="png")
+    plt.close(fig)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("runs", nargs="+", metavar="RUN_DIR")
+    ap.add_argument("--figure", metavar="PNG")
+    ap.add_argument("--write", metavar="TITLE", help="record the table in BENCHMARKS.md under this title")
+    args = ap.parse_args()
+    runs = [read(d) for d in args.runs]
+    text = table(runs)
+    print(text)
+    if args.figure:
+        figure(runs, args.figure)
+        print(f"wrote {args.figure}")
+    if args.write:
+        record(args.write, text)
+
+
+if __name__ == "__main__":
+    main()
