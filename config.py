@@ -160,6 +160,40 @@ def add_train_args(ap, recipes, default_recipe, out_default="checkpoints/<DATASE
     return ap
 
 
+class OneOrList(argparse.Action):
+    """nargs='+' that records one value as itself: run folders of a single teacher keep the string
+    their config.json always held; several are a list."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        setattr(namespace, self.dest, values[0] if len(values) == 1 else list(values))
+
+
+def add_distill_args(ap):
+    """--teacher CKPT [CKPT ...] with its weight and temperature (training from scratch or fine-tuning)."""
+    k = ap.add_argument_group("knowledge distillation (optional)")
+    k.add_argument("--teacher", nargs="+", metavar="CKPT", action=OneOrList,
+                   help="distil from this trained checkpoint, or from the mean logits of several (an ensemble, "
+                        "e.g. the seeds of one recipe)")
+    k.add_argument("--kd-alpha", type=float, default=0.5, metavar="A",
+                   help="weight of the distillation term; the label loss gets 1-A (default: 0.5)")
+    k.add_argument("--kd-t", type=float, default=4.0, metavar="T", help="distillation temperature (default: 4.0)")
+    return ap
+
+
+def load_teacher(args, class_names, device, log=print):
+    """The --teacher network (one checkpoint or the Ensemble of several) on ``device``, or None."""
+    if not getattr(args, "teacher", None):
+        return None
+    if not 0 < args.kd_alpha <= 1 or not args.kd_t > 0:
+        raise DataError(f"--kd-alpha {args.kd_alpha} / --kd-t {args.kd_t}: need 0 < A <= 1 and T > 0")
+    import models
+    paths = [args.teacher] if isinstance(args.teacher, str) else list(args.teacher)  # old runs saved one path
+    net, cks = models.teacher_from_checkpoints(paths, class_names)
+    what = cks[0]["arch"] if len(cks) == 1 else f"the mean of {len(cks)} networks ({', '.join(c['arch'] for c in cks)})"
+    log(f"distilling from {' '.join(paths)}: {what}, alpha {args.kd_alpha}, T {args.kd_t}")
+    return net.to(device)
+
+
 def same_file(a, b):
     return os.path.realpath(os.fspath(a)) == os.path.realpath(os.fspath(b))
 

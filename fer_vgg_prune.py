@@ -50,12 +50,7 @@ def main(argv=None):
     config.add_train_args(ap, RECIPES, "finetune", out_default="the folder of --checkpoint")
     ap.add_argument("--tune", action="store_true",
                     help="evaluate PublicTest only, so choosing a setting never reads PrivateTest")
-    k = ap.add_argument_group("knowledge distillation (optional)")
-    k.add_argument("--teacher", metavar="CKPT",
-                   help="distil from this trained checkpoint while fine-tuning, e.g. the unpruned parent's best.pth")
-    k.add_argument("--kd-alpha", type=float, default=0.5, metavar="A",
-                   help="weight of the distillation term; the label loss gets 1-A (default: 0.5)")
-    k.add_argument("--kd-t", type=float, default=4.0, metavar="T", help="distillation temperature (default: 4.0)")
+    config.add_distill_args(ap)
     args = config.parse_args(ap, argv)
     try:
         pruned = load_checkpoint(args.checkpoint)
@@ -71,17 +66,7 @@ def main(argv=None):
         seed_everything(args.seed)
         model = models.model_from_checkpoint(pruned, args.checkpoint).to(device)
         check_classes(pruned["class_names"], args.checkpoint, data.class_names, data.path)
-        teacher = None
-        if args.teacher:
-            if not 0 < args.kd_alpha <= 1 or not args.kd_t > 0:
-                raise DataError(f"--kd-alpha {args.kd_alpha} / --kd-t {args.kd_t}: need 0 < A <= 1 and T > 0")
-            tck = load_checkpoint(args.teacher)
-            check_classes(tck["class_names"], f"--teacher {args.teacher}", pruned["class_names"],
-                          f"the student {args.checkpoint}")
-            teacher = models.model_from_checkpoint(tck, args.teacher).to(device).eval()
-            for p in teacher.parameters():
-                p.requires_grad_(False)
-            print(f"distilling from {args.teacher} ({tck['arch']}), alpha {args.kd_alpha}, T {args.kd_t}")
+        teacher = config.load_teacher(args, pruned["class_names"], device)
         train = data.load("Training", device)
         evals, subsets = data.eval_sets(device, tune=args.tune)
         info = config.model_info(model, pruned["arch"], data, pruned_from=pruned.get("pruned_from", ""))

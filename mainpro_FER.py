@@ -29,6 +29,7 @@ def build_parser():
     config.add_train_args(ap, RECIPES, "published")
     ap.add_argument("--tune", action="store_true",
                     help="evaluate PublicTest only, so choosing a recipe never reads PrivateTest")
+    config.add_distill_args(ap)
     return ap
 
 
@@ -59,7 +60,9 @@ def main(argv=None):
         log = print if is_main_process() else (lambda *a, **k: None)
         log(f"{data.name}: train {len(train[0])}, " + ", ".join(f"{k} {len(v[0])}" for k, v in evals.items())
               + f" | {arch} on {engine.describe_device(device)} | out {out}")
+        teacher = config.load_teacher(args, data.class_names, device, log)
         summary = engine.fit(model, train, evals, args, info, select="PublicTest" if "PublicTest" in evals else None,
+                             teacher=teacher,
                              subsets=subsets)
         log(engine.format_summary(summary))
         finish_distributed()

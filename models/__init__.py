@@ -17,6 +17,9 @@ Module names are those of ``named_modules()``; the pruned model must use the sam
 """
 from functools import partial
 
+import torch
+import torch.nn as nn
+
 from data_io import DataError
 
 from .resnet import ResNet
@@ -86,5 +89,39 @@ def model_from_checkpoint(ckpt, source="checkpoint"):
     return model
 
 
-__all__ = ["MODELS", "VGG", "ResNet", "build_model", "canonical_name", "default_cfg", "model_from_checkpoint",
-           "register", "scale_cfg", "scaled"]
+class Ensemble(nn.Module):
+    """The mean of several trained networks' logits, (B, C) from (B, 1, 44, 44): a stronger
+    distillation teacher than any one of them, and an accuracy row of its own."""
+
+    def __init__(self, nets):
+        super().__init__()
+        self.nets = nn.ModuleList(nets)
+
+    @property
+    def classifier(self):  # what code that asks a model for its class count reads
+        return self.nets[0].classifier
+
+    def forward(self, x):
+        return torch.stack([net(x).float() for net in self.nets]).mean(0)
+
+
+def teacher_from_checkpoints(paths, class_names=None):
+    """(eval-mode network without gradients, its checkpoints) from one checkpoint or the Ensemble of
+    several; every one must have ``class_names`` (and the first one's), else DataError."""
+    from utils import check_classes, load_checkpoint
+    nets, cks = [], []
+    for path in paths:
+        ck = load_checkpoint(path)
+        want = class_names if class_names is not None else (cks[0]["class_names"] if cks else ck["class_names"])
+        check_classes(ck["class_names"], f"--teacher {path}", want, "the student" if class_names else paths[0])
+        nets.append(model_from_checkpoint(ck, path))
+        cks.append(ck)
+    net = nets[0] if len(nets) == 1 else Ensemble(nets)
+    net.eval()
+    for p in net.parameters():
+        p.requires_grad_(False)
+    return net, cks
+
+
+__all__ = ["Ensemble", "MODELS", "VGG", "ResNet", "build_model", "canonical_name", "default_cfg",
+           "model_from_checkpoint", "register", "scale_cfg", "scaled", "teacher_from_checkpoints"]

@@ -419,3 +419,36 @@ def test_plateau_schedule_lowers_the_lr_when_selection_stalls(synthetic_h5, tmp_
     for score in (10, 9, 9, 9, None, 11, 8):
         engine.plateau_update(plateau, score, args)
     assert plateau == {"scale": 0.5, "best": 11, "bad": 1}
+
+
+def test_a_fresh_student_distils_from_the_mean_of_several_teachers(synthetic_h5, tmp_path, capsys):
+    """mainpro_FER.py --teacher A B: the teacher is models.Ensemble, the mean of A's and B's logits."""
+    import models
+    for seed in (0, 1):
+        train(synthetic_h5, tmp_path / f"t{seed}", "--epochs", "1", "--seed", str(seed))
+    paths = [str(tmp_path / f"t{seed}" / "best.pth") for seed in (0, 1)]
+    net, cks = models.teacher_from_checkpoints(paths)
+    x = torch.randn(3, 1, 44, 44)
+    each = [models.model_from_checkpoint(ck).eval()(x) for ck in cks]
+    assert isinstance(net, models.Ensemble) and torch.allclose(net(x), (each[0] + each[1]) / 2, atol=1e-6)
+    assert not any(p.requires_grad for p in net.parameters())
+    capsys.readouterr()
+    ck = train(synthetic_h5, tmp_path / "student", "--epochs", "1", "--teacher", *paths)
+    assert "the mean of 2 networks" in capsys.readouterr().out and ck["args"]["teacher"] == paths
+    # a teacher of other classes is refused with one line
+    bad = load_checkpoint(paths[1])
+    bad["class_names"] = [f"c{i}" for i in range(7)]
+    save_checkpoint(bad, tmp_path / "other.pth")
+    with pytest.raises(SystemExit):
+        train(synthetic_h5, tmp_path / "refused", "--epochs", "1", "--teacher", paths[0], str(tmp_path / "other.pth"))
+    assert "must match" in capsys.readouterr().err
+
+
+def test_ensemble_score_bench_scores_members_and_their_mean(synthetic_h5, tmp_path):
+    for seed in (0, 1):
+        train(synthetic_h5, tmp_path / f"t{seed}", "--epochs", "1", "--seed", str(seed))
+    r = run_script("bench/ensemble_score.py", *(str(tmp_path / f"t{s}" / "best.pth") for s in (0, 1)),
+                   "--data", synthetic_h5)
+    assert r.returncode == 0, r.stderr[-2000:]
+    rows = [ln for ln in r.stdout.splitlines() if ln.startswith("| ") and "network" not in ln]
+    assert len(rows) == 3 and rows[-1].startswith("| ensemble of 2 |") and "(1.00x)" in rows[0]
