@@ -319,11 +319,14 @@ def score_epoch(eval_model, evals, select, best, row, epoch, args, eval_bs, dtyp
     The selection split first; the others only at an epoch that becomes best.pth (their honest
     figure) unless --test-curves asks for every epoch. Splits not scored get empty cells. An
     epoch outside the --select-last window only gets a centre-crop score of the selection split
-    (column <split>_center_acc), which chooses nothing.
+    (column <split>_center_acc), which chooses nothing. A subset of a split (``subsets``) is
+    scored whenever its split is, from the same predictions.
     """
-    preds = {}
+    preds, subsets = {}, subsets or {}
     for name in evals:
         row[f"{name}_loss"] = row[f"{name}_acc"] = ""
+    for name in subsets:
+        row[f"{name}_acc"] = ""
     if getattr(args, "select_last", 0) and select:
         row[f"{select}_center_acc"] = ""
     if not due:
