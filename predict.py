@@ -31,6 +31,17 @@ from faces import FaceDetector, crop_face, load_grey, whole_face
 DEFAULT_CHECKPOINTS = ("checkpoints/FER2013_VGG19/best.pth", "weights/fer2013_vgg19_slim.pth")
 
 
+def ort_session(path):
+    """An ONNX Runtime CPU session whose worker threads sleep between calls. With ONNX Runtime's
+    default spinning, the threads keep the cores busy after each call and slow whatever runs next:
+    in a camera loop, OpenCV's face detection ran 1.45x slower beside a spinning session
+    (bench/bench_live.py), and sessions timed in turn would hold the cores for each other."""
+    import onnxruntime as ort
+    so = ort.SessionOptions()
+    so.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    return ort.InferenceSession(path, so, providers=["CPUExecutionProvider"])
+
+
 class Classifier:
     """48x48 grey faces -> class probabilities, 10-crop averaged; PyTorch or ONNX Runtime."""
 
@@ -39,11 +50,10 @@ class Classifier:
         import models
         from utils import load_checkpoint, pick_device
         if onnx:
-            import onnxruntime as ort
             if not os.path.isfile(onnx):
                 raise DataError(f"{onnx}: ONNX model not found (make one with export_onnx.py)")
             try:
-                self.session = ort.InferenceSession(onnx, providers=["CPUExecutionProvider"])
+                self.session = ort_session(onnx)
             except Exception as e:  # onnxruntime's InvalidProtobuf, Fail, ... (no common base class)
                 first = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
                 raise DataError(f"{onnx}: not an ONNX model that ONNX Runtime can load ({first})") from None

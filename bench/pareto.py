@@ -24,17 +24,8 @@ import inference
 import models
 import prune
 from dataset import H5Dataset
-from predict import OrtModule
+from predict import OrtModule, ort_session
 from utils import face_latency_fn, interleaved_latency_ms, load_checkpoint
-
-
-def ort_session(path):
-    """A session whose worker threads sleep between calls: with several sessions timed in turn, the
-    default spinning threads of one session would hold the cores while the next one runs."""
-    import onnxruntime as ort
-    so = ort.SessionOptions()
-    so.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    return ort.InferenceSession(path, so, providers=["CPUExecutionProvider"])
 
 
 def ort_latency_fn(sess, crops=10):
