@@ -22,6 +22,7 @@ import numpy as np
 import torch
 
 import models
+import transforms as T
 from data_io import DataError, atomic_output, cli_error
 from utils import latency_ms, load_checkpoint
 
@@ -31,7 +32,7 @@ def export(ck, path, opset=17, source="checkpoint"):
     model = models.model_from_checkpoint(ck, source).eval()
     with atomic_output(path) as tmp, warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the TorchScript exporter announces its own deprecation
-        torch.onnx.export(model, (torch.zeros(2, ck.get("in_channels", 1), 44, 44),), tmp, dynamo=False,
+        torch.onnx.export(model, (torch.zeros(2, ck.get("in_channels", 1), T.CROP, T.CROP),), tmp, dynamo=False,
                           input_names=["input"], output_names=["logits"], opset_version=opset,
                           dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}})
         m = onnx.load(tmp)
@@ -60,12 +61,9 @@ def write_int8(src, out8, faces):
     per-channel int8 weights), activation ranges from the ten crops of each calibration face."""
     from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
 
-    import inference
-    import transforms as T
-
     class Faces(CalibrationDataReader):  # ten crops of each face, one face per call
         def __init__(self):
-            self.items = iter([T.ten_crop(T.to_float(faces[i:i + 1]), inference.CROP).flatten(0, 1).numpy()
+            self.items = iter([T.ten_crop(T.to_float(faces[i:i + 1]), T.CROP).flatten(0, 1).numpy()
                                for i in range(len(faces))])
 
         def get_next(self):
@@ -95,7 +93,7 @@ def quantise(ck, args, sess):
     faces = calibration_faces(data, args.calib)
     out8 = write_int8(args.out, int8_path(args.out), faces)
     sess8 = ort.InferenceSession(out8, providers=["CPUExecutionProvider"])
-    x10 = torch.randn(10, 1, 44, 44).numpy()
+    x10 = torch.randn(10, 1, T.CROP, T.CROP).numpy()
     t32 = latency_ms(lambda: sess.run(None, {"input": x10}), reps=50)
     t8 = latency_ms(lambda: sess8.run(None, {"input": x10}), reps=50)
     print(f"wrote {out8} ({os.path.getsize(out8) / 2**20:.2f} MB; calibrated on {len(faces)} Training faces)")
@@ -125,7 +123,7 @@ def main(argv=None):
         ck = load_checkpoint(args.checkpoint)
         model = export(ck, args.out, source=args.checkpoint)
         sess = ort.InferenceSession(args.out, providers=["CPUExecutionProvider"])
-        x = torch.randn(37, 1, 44, 44, generator=torch.Generator().manual_seed(0))  # a batch size never exported
+        x = torch.randn(37, 1, T.CROP, T.CROP, generator=torch.Generator().manual_seed(0))  # a batch size never exported
         with torch.no_grad():
             ref = model(x).numpy()
         got = sess.run(None, {"input": x.numpy()})[0]
@@ -133,7 +131,7 @@ def main(argv=None):
         if not diff <= args.tol:
             os.remove(args.out)
             cli_error(f"{args.out}: ONNX Runtime differs from PyTorch by {diff:.3g} > --tol {args.tol}; removed", code=1)
-        x10 = torch.randn(10, 1, 44, 44)
+        x10 = torch.randn(10, 1, T.CROP, T.CROP)
         with torch.no_grad():
             t_torch = latency_ms(lambda: model(x10))
         t_ort = latency_ms(lambda: sess.run(None, {"input": x10.numpy()}))

@@ -22,8 +22,8 @@ def _attach(model, class_names, temperature=1.0):
 
     import transforms as T
     model.class_names = list(class_names)
-    model.input_size = (1, 44, 44)
-    model.preprocess = lambda faces: T.ten_crop(T.to_float(faces), 44).flatten(0, 1)  # (N*10, 1, 44, 44)
+    model.input_size = (1, T.CROP, T.CROP)
+    model.preprocess = lambda faces: T.ten_crop(T.to_float(faces), T.CROP).flatten(0, 1)  # (N*10, 1, 44, 44)
     model.temperature = float(temperature)
 
     def predict_proba(faces):

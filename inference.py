@@ -16,7 +16,7 @@ import torch.nn.functional as F
 import transforms as T
 from utils import rank_world
 
-CROP = 44  # training crop and test crops of the 48x48 faces
+CROP = T.CROP  # training crop and test crops of the 48x48 faces (transforms.CROP)
 
 
 # ----------------------------------------------------------------------------------------

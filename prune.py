@@ -20,6 +20,8 @@ import math
 import torch
 import torch.nn as nn
 
+import transforms as T
+
 
 def slimming_units(model):
     """The model's prunable channel groups, resolved to modules: [{label, bn, producer, consumers}]."""
@@ -178,7 +180,7 @@ def channel_masks(model, percent, min_channels=8, round_to=1):
 # ----------------------------------------------------------------------------------------
 # What a channel costs (MorphNet's FLOP regulariser, Gordon et al., CVPR 2018)
 
-def cost_model(model, size=44):
+def cost_model(model, size=T.CROP):
     """Per module name: (C, inputs, outputs) with C = H_out * W_out * k_h * k_w (1 for a linear),
     so that the module's multiply-adds are C * inputs * outputs; plus the slimming units by name."""
     geometry, names = {}, {m: n for n, m in model.named_modules()}
@@ -321,7 +323,7 @@ def compact_model(model, masks):
 # ----------------------------------------------------------------------------------------
 # Size and cost
 
-def count_macs(model, size=44, in_channels=1, per_module=False):
+def count_macs(model, size=T.CROP, in_channels=1, per_module=False):
     """Multiply-accumulates of one forward pass on a (1, C, size, size) input (convs + linear).
 
     FLOPs in the 2-ops-per-MAC convention are twice this. ``per_module=True`` returns
@@ -385,7 +387,7 @@ def max_output_difference(a, b, n=8, seed=0):
     summation order (~1e-12). Copies are converted; the models given are left as they were.
     """
     g = torch.Generator().manual_seed(seed)
-    x = torch.randn(n, 1, 44, 44, generator=g, dtype=torch.float64)
+    x = torch.randn(n, 1, T.CROP, T.CROP, generator=g, dtype=torch.float64)
     a, b = (copy.deepcopy(m).cpu().double().eval() for m in (a, b))
     with torch.no_grad():
         return (a(x) - b(x)).abs().max().item()

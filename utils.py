@@ -9,6 +9,7 @@ import time
 import numpy as np
 import torch
 
+import transforms as T
 from data_io import DataError, atomic_output
 
 CHECKPOINT_FORMAT = 1
@@ -232,7 +233,7 @@ def face_latency_fn(model, dtype=None, channels_last=False, crops=10):
     evaluation batch) in the given autocast dtype and memory format (a run's own: inference.run_precision)."""
     fmt = torch.channels_last if channels_last else torch.contiguous_format
     model = model.eval().to(memory_format=fmt)
-    x = torch.randn(crops, 1, 44, 44).contiguous(memory_format=fmt)
+    x = torch.randn(crops, 1, T.CROP, T.CROP).contiguous(memory_format=fmt)
 
     def run():
         with torch.no_grad(), torch.autocast("cpu", dtype=dtype or torch.float32, enabled=dtype is not None):

@@ -12,6 +12,8 @@ import torch.nn.functional as F
 
 # grey-level normalisation after /255; FER2013's mean/std are about 0.51/0.25
 MEAN, STD = 0.5, 0.25
+# the side of the training crop and of the test crops of a 48x48 face: what every network sees
+CROP = 44
 
 
 def to_float(x):
@@ -89,7 +91,7 @@ def random_affine(x, generator=None, degrees=10.0, scale=0.1, translate=0.0):
     return F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
 
 
-def train_augment(x, size=44, generator=None, flip=True, erase=0.0, affine=0.0, translate=0.0, zoom=0.1):
+def train_augment(x, size=CROP, generator=None, flip=True, erase=0.0, affine=0.0, translate=0.0, zoom=0.1):
     """uint8 (B, C, 48, 48) -> float (B, C, size, size): random crop, mirror, optional affine
     (rotation up to ``affine`` degrees, zoom +-``zoom``, shift up to ``translate`` of the side;
     on when ``affine`` or ``translate`` is) and erasing.
@@ -139,7 +141,7 @@ def mix(x, y, generator=None, mode="mixup", alpha=1.0):
     return torch.where(box[:, None], x[perm], x), y[perm], lam
 
 
-def ten_crop(x, size=44):
+def ten_crop(x, size=CROP):
     """(B, C, H, W) -> (B, 10, C, size, size): four corners + centre of the image and of its mirror.
 
     Same order as torchvision's TenCrop: tl, tr, bl, br, centre, then those five of the mirror.
@@ -151,7 +153,7 @@ def ten_crop(x, size=44):
     return torch.stack(crops, 1)
 
 
-def center_crop(x, size=44):
+def center_crop(x, size=CROP):
     _, _, H, W = x.shape
     t, l = (H - size) // 2, (W - size) // 2
     return x[:, :, t:t + size, l:l + size]
