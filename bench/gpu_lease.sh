@@ -15,6 +15,12 @@
 #   once, if named in OTHER_LANES (default "Resnet18 CK"; first seed):
 #     Resnet18   ResNet18 without sparsity                            -> WORK_DIR/Resnet18
 #     CK         CK+ 10 folds, VGG19, subject and legacy folds        -> WORK_DIR/CK+_VGG19/<protocol>
+#     Published  VGG19, the published 250-epoch recipe, seed 0, scored every PUB_EVAL_EVERY (10)
+#                epochs with --test-curves (so the test-selected figure shows beside the honest
+#                one), resumable across leases                        -> WORK_DIR/VGG19_published
+# The accuracy study (issue 26) runs the published lane first and alone whenever a GPU is lent,
+# about 600 s of an H200 at 2.4 s per epoch; rerun the same command on the next lease to go on:
+#   SEEDS= OTHER_LANES=Published bench/gpu_lease.sh .devdata/fer2013.med.xz - WORK RES 840
 # Measured on an H200 (BENCHMARKS.md): the default lanes in 302 s, SEEDS="1 2" OTHER_LANES= in ~300 s.
 # At SECONDS (default 540) minus TAIL (75) after the start any lane still running is stopped (a
 # stopped run keeps metrics.csv and last.pth; a rerun with --resume continues it); then
@@ -79,7 +85,10 @@ else
       MACS_TARGETS=0.5 ROUND_TO=8 FT_EPOCHS="$FT_EPOCHS" PLOTS=0 LATENCY_ROUNDS=1 EXTRA="$EXTRA ${FER_MORE:-}" \
       PYTHON="$PY" ./slim_protocol.sh "$data" "$dir"
   done
-  has Resnet18 && lane Resnet18 $PY mainpro_FER.py --model Resnet18 "${fer[@]}" --seed "${seeds[0]}" --out "$WORK/Resnet18"
+  has Resnet18 && lane Resnet18 $PY mainpro_FER.py --model Resnet18 "${fer[@]}" --seed "${seeds[0]:-0}" --out "$WORK/Resnet18"
+  has Published && lane Published $PY mainpro_FER.py --model VGG19 --data "$data" --width "$WIDTH" --recipe published \
+    --eval-every "${PUB_EVAL_EVERY:-10}" --resume --seed 0 "${extra[@]}" --test-curves "${fer_more[@]}" \
+    --out "$WORK/VGG19_published"
 fi
 
 last_snap=0

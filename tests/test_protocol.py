@@ -192,6 +192,14 @@ def test_gpu_lease_runs_every_lane_and_keeps_its_deadline(synthetic_h5, tmp_path
     assert "deadline: stopping" in (work / "lease.log").read_text()
     with tarfile.open(res / "results.tar.gz") as t:
         assert "./seed2/VGG19/config.json" in t.getnames()
+    # the published-recipe lane alone (the accuracy study's GPU lane): its own folder, sparse scoring
+    env.update(FER_MORE="--epochs 2", OTHER_LANES="Published", SEEDS="", TAIL="75", PUB_EVAL_EVERY="2")
+    r = subprocess.run(["bash", script, synthetic_h5, "-", str(work), str(res), "300"], env=env,
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    pub = json.loads((work / "VGG19_published" / "config.json").read_text())["args"]
+    assert pub["recipe"] == "published" and pub["eval_every"] == 2 and pub["test_curves"] and pub["epochs"] == 2
+    assert "PrivateTest" in json.loads((work / "VGG19_published" / "summary.json").read_text())["test_selected_max"]
 
 
 def test_length_table_reads_runs_of_several_lengths(synthetic_h5, tmp_path):
