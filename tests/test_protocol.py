@@ -216,3 +216,22 @@ def test_length_table_reads_runs_of_several_lengths(synthetic_h5, tmp_path):
     assert (tmp_path / "len.png").exists()
     r = run_script("bench/length_table.py", str(tmp_path))
     assert r.returncode != 0 and "no summary.json" in r.stderr
+
+
+def test_ingredients_are_paired_over_seeds_and_never_read_privatetest(synthetic_h5, tmp_path):
+    """bench/ingredients.py: every variant and seed trained with --tune (PublicTest only), paired to the
+    baseline of its own seed, the keep rule applied; a rerun trains nothing new."""
+    args = ["bench/ingredients.py", "--data", synthetic_h5, "--out", str(tmp_path), "--width", "0.0625",
+            "--epochs", "1", "--seeds", "0,1", "--variants", "cutmix", "--device", "cpu", "--extra", "--amp", "none"]
+    r = run_script(*args)
+    assert r.returncode == 0, r.stderr[-2000:]
+    pub = {(v, s): json.loads((tmp_path / v / f"seed{s}" / "summary.json").read_text())["honest"]
+           for v in ("base", "cutmix") for s in (0, 1)}
+    assert all(set(h) == {"PublicTest"} for h in pub.values())  # PrivateTest never scored
+    gains = [pub[("cutmix", s)]["PublicTest"] - pub[("base", s)]["PublicTest"] for s in (0, 1)]
+    row = next(ln for ln in r.stdout.splitlines() if ln.startswith("| cutmix |"))
+    assert f"{gains[0]:+.2f} / {gains[1]:+.2f}" in row and ("| no |" in row or "| **yes** |" in row)
+    cfg = json.loads((tmp_path / "cutmix" / "seed1" / "config.json").read_text())["args"]
+    assert cfg["mix"] == "cutmix" and cfg["seed"] == 1 and cfg["tune"]
+    r2 = run_script(*args)
+    assert r2.returncode == 0 and "== " not in r2.stdout  # all finished: nothing retrained
