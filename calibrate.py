@@ -108,10 +108,10 @@ def main(argv=None):
     try:
         import inference
         import models
-        from dataset import H5Dataset
+        from dataset import data_of
         from utils import check_classes, load_checkpoint, pick_device, save_checkpoint
         ck = load_checkpoint(args.checkpoint)
-        data = H5Dataset(args.data or ck.get("args", {}).get("data") or "data/data.h5")
+        data = data_of(ck, args.data)
         check_classes(ck["class_names"], args.checkpoint, data.class_names, data.path)
         for s in ("PublicTest", "PrivateTest"):
             if s not in data.splits:

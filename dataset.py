@@ -13,6 +13,8 @@ import torch
 
 from data_io import DataError, read_meta
 
+DEFAULT_FER = "data/data.h5"  # what preprocess_fer2013.py writes and every FER2013 script reads by default
+
 HINTS = {
     "FER": "run `python preprocess_fer2013.py` (needs data/fer2013.csv), or "
            "`python preprocess_fer2013.py --synthetic 3000 --out data/synthetic.h5` for drawn faces",
@@ -126,6 +128,12 @@ def honest_scores(run_dir):
     if len(pred) == len(y):
         honest[DEDUP] = 100.0 * float((pred.numpy()[keep] == y[keep]).mean())
     return honest
+
+
+def data_of(ck, given=None):
+    """The H5Dataset to score or fine-tune checkpoint ``ck`` on: ``given`` (a --data flag), else the
+    file its run trained on, else DEFAULT_FER."""
+    return H5Dataset(given or ck.get("args", {}).get("data") or DEFAULT_FER)
 
 
 def to_tensors(x, y, device="cpu"):

@@ -88,8 +88,8 @@ def quantise(ck, args, sess):
     import onnxruntime as ort
 
     import inference
-    from dataset import H5Dataset
-    data = H5Dataset(args.data or ck.get("args", {}).get("data") or "data/data.h5")
+    from dataset import data_of
+    data = data_of(ck, args.data)
     faces = calibration_faces(data, args.calib)
     out8 = write_int8(args.out, int8_path(args.out), faces)
     sess8 = ort.InferenceSession(out8, providers=["CPUExecutionProvider"])

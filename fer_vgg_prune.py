@@ -15,7 +15,7 @@ import config
 import engine
 import models
 from data_io import DataError, cli_error
-from dataset import H5Dataset
+from dataset import H5Dataset, data_of
 from utils import check_classes, load_checkpoint, pick_device, seed_everything
 
 # fine-tuning starts from trained weights: a shorter cosine schedule, no warm-up
@@ -56,7 +56,7 @@ def main(argv=None):
         pruned = load_checkpoint(args.checkpoint)
         if "pruned_from" not in pruned:
             print(f"note: {args.checkpoint} is not a pruned checkpoint; fine-tuning it as it is")
-        data = H5Dataset(args.data or pruned.get("args", {}).get("data") or "data/data.h5")
+        data = data_of(pruned, args.data)
         args.data = data.path
         out = args.out or os.path.dirname(os.path.abspath(args.checkpoint))
         args = config.resolve_args(args, RECIPES, out)

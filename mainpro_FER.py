@@ -15,7 +15,7 @@ import os
 import config
 import engine
 from data_io import DataError, cli_error
-from dataset import H5Dataset
+from dataset import DEFAULT_FER, H5Dataset
 from utils import finish_distributed, init_distributed, is_main_process, pick_device, seed_everything
 
 RECIPES = {"published": config.PUBLISHED_FER, "fast": config.FAST_FER, "cpu": config.CPU_FER,
@@ -37,7 +37,7 @@ def main(argv=None):
     args = config.parse_args(build_parser(), argv)
     arch = config.canonical_model(args)
     try:
-        data = H5Dataset(args.data or "data/data.h5", kind="FER")
+        data = H5Dataset(args.data or DEFAULT_FER, kind="FER")
         out = args.out or os.path.join("checkpoints", f"{data.name}_{arch}")
         args.data = data.path  # not typed: on --resume the run's own file wins
         args = config.resolve_args(args, RECIPES, out)

@@ -27,14 +27,14 @@ from data_io import DataError, cli_error  # noqa: E402
 
 def fer_predictions(args):
     import models
-    from dataset import H5Dataset
+    from dataset import DEFAULT_FER, H5Dataset, data_of
     from utils import check_classes, load_checkpoint, pick_device
     path = args.checkpoint
     if not path:  # the training script's default folder, named after the data set (FER2013, FER2013+, ...)
-        name = H5Dataset(args.data or "data/data.h5").name
+        name = H5Dataset(args.data or DEFAULT_FER).name
         path = os.path.join("checkpoints", f"{name}_{models.canonical_name(args.model)}", "best.pth")
     ck = load_checkpoint(path)
-    data = H5Dataset(args.data or ck.get("args", {}).get("data") or "data/data.h5")
+    data = data_of(ck, args.data)
     check_classes(ck["class_names"], path, data.class_names, data.path)
     device = pick_device(args.device)
     x, y = data.load(args.split, device)

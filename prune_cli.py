@@ -13,7 +13,7 @@ import config
 import inference
 import models
 from data_io import DataError, cli_error
-from dataset import H5Dataset
+from dataset import data_of
 from prune import (channel_masks, compact_model, count_macs, layer_table, macs_target_masks, masked_model,
                    max_output_difference, n_params, prunable_bns, weights_mb)
 from utils import CHECKPOINT_FORMAT, check_classes, load_checkpoint, pick_device, save_checkpoint, write_json
@@ -57,7 +57,7 @@ def main(argv=None, family="VGG", doc=""):
         model = models.model_from_checkpoint(ck, args.checkpoint)
         data = None
         if not args.no_eval:  # bad data stops us before anything is written
-            data = H5Dataset(args.data or ck.get("args", {}).get("data") or "data/data.h5")
+            data = data_of(ck, args.data)
             check_classes(ck["class_names"], args.checkpoint, data.class_names, data.path)
         threshold = achieved = None
         if args.target_macs is not None:

@@ -133,7 +133,7 @@ def main(argv=None):
     import inference
     import models
     from data_io import DataError, cli_error
-    from dataset import H5Dataset
+    from dataset import data_of
     from utils import check_classes, load_checkpoint
     ap = argparse.ArgumentParser(description="Mean Grad-CAM map per class, correct and wrong predictions apart")
     ap.add_argument("--checkpoint", required=True, metavar="PTH")
@@ -144,7 +144,7 @@ def main(argv=None):
     args = ap.parse_args(argv)
     try:
         ck = load_checkpoint(args.checkpoint)
-        data = H5Dataset(args.data or ck.get("args", {}).get("data") or "data/data.h5")
+        data = data_of(ck, args.data)
         check_classes(ck["class_names"], args.checkpoint, data.class_names, data.path)
         x, y = data.load(args.split)
         if args.limit > 0:

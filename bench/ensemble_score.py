@@ -17,7 +17,7 @@ from common import machine, record
 import config
 import inference
 import models
-from dataset import DEDUP, H5Dataset
+from dataset import DEDUP, data_of
 from utils import face_latency_fn, interleaved_latency_ms, load_checkpoint
 
 
@@ -30,7 +30,7 @@ def main():
     if len(args.checkpoints) < 2:
         raise SystemExit("ensemble_score: give at least two checkpoints")
     first = load_checkpoint(args.checkpoints[0])
-    data = H5Dataset(args.data or first.get("args", {}).get("data") or "data/data.h5")
+    data = data_of(first, args.data)
     ensemble, cks = models.teacher_from_checkpoints(args.checkpoints, data.class_names)
     evals, subsets = data.eval_sets()
     nets = {os.path.relpath(p): m for p, m in zip(args.checkpoints, ensemble.nets)}
