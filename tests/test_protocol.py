@@ -214,6 +214,11 @@ def test_length_table_reads_runs_of_several_lengths(synthetic_h5, tmp_path):
     rows = [ln for ln in r.stdout.splitlines() if ln.startswith("| 1 |") or ln.startswith("| 2 |")]
     assert [ln[:5] for ln in rows] == ["| 1 |", "| 2 |"] and "| 1.00x |" in rows[0]
     assert (tmp_path / "len.png").exists()
+    # minutes at measured per-epoch rates: 2 epochs, window 2 (cpu-lean's 4, cut to the run) -> 2 x 30 + 2 x 6 s
+    r = run_script("bench/length_table.py", str(tmp_path / "len2"), "--epoch-seconds", "30,1,6")
+    assert r.returncode == 0 and "| 1.2 | 1.00x | computed from --epoch-seconds |" in r.stdout, r.stdout
+    r = run_script("bench/length_table.py", str(tmp_path / "len2"), "--epoch-seconds", "30,1")
+    assert r.returncode == 2 and "--epoch-seconds" in r.stderr
     r = run_script("bench/length_table.py", str(tmp_path))
     assert r.returncode != 0 and "no summary.json" in r.stderr
 
