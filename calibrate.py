@@ -132,13 +132,10 @@ def main(argv=None):
               f"{args.bootstrap} bootstrap resamples")
         print(table(label, t, rows))
         onnx_models = [load_onnx(path) for path in args.onnx]  # checked before anything is written
+        x_priv = data.load("PrivateTest")[0] if args.onnx else None
         for path in args.onnx:  # the same T on the exported model's own logits (int8 rounds them)
-            import onnxruntime as ort
-
-            from predict import OrtModule
-            x, _ = data.load("PrivateTest")
-            sess = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
-            lo = inference.predict_logits(OrtModule(sess), x, 16).float()
+            from predict import OrtModule, ort_session
+            lo = inference.predict_logits(OrtModule(ort_session(path)), x_priv, 16).float()
             y = y_priv.numpy()
             ort_rows = {}
             for name, temp in (("before", 1.0), ("after", t)):
