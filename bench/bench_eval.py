@@ -65,7 +65,7 @@ def main():
              "relative to one training pass over the same number of images.")
     print(table)
     if args.write:
-        record(f"Evaluation batch size, {args.model} width {args.width}, on {machine()}", table)
+        record(f"Evaluation batch size, {args.model} width {args.width}", table, "data", where=machine())
 
 
 if __name__ == "__main__":

@@ -172,26 +172,27 @@ def main():
         table = bench_models(device, 1024, 256, width=args.width)
         print(table)
         if args.write:
-            record(f"Model throughput at width {args.width:g} on {machine()}", table)
+            record(f"Model throughput at width {args.width:g}", table, "latency", where=machine())
         return
     if os.path.exists(args.csv):
-        parts.append("### CSV parsing\n\n" + bench_parse(args.csv))
+        parts.append("#### CSV parsing\n\n" + bench_parse(args.csv))
         print(parts[-1])
     else:
         print(f"skipping the parsing benchmark: {args.csv} not found")
     rng = np.random.default_rng(0)
     x_np = rng.integers(0, 256, (4096, 48, 48), dtype=np.uint8)
-    parts.append("### Augmentation\n\n" + bench_augment(x_np, device))
+    parts.append("#### Augmentation\n\n" + bench_augment(x_np, device))
     print(parts[-1])
     full = None
     if device.type == "cuda" and os.path.exists(args.data):
         from dataset import H5Dataset
         ds = H5Dataset(args.data)
         full = (ds.load("Training", device), {s: ds.load(s, device) for s in ("PublicTest", "PrivateTest")})
-    parts.append("### Model throughput\n\n" + bench_models(device, 1024, 256, full=full))
+    parts.append("#### Model throughput\n\n" + bench_models(device, 1024, 256, full=full))
     print(parts[-1])
     if args.write:
-        record(f"FER2013 pipeline on {machine()}", "\n\n".join(parts))
+        record("FER2013 pipeline" + (" on a GPU" if device.type == "cuda" else ""), "\n\n".join(parts), "data",
+               where=machine())
 
 
 if __name__ == "__main__":

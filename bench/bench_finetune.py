@@ -72,7 +72,7 @@ def main():
              f"{torch.get_num_threads()} threads, precision {prec}; teacher {args.teacher}. {cpu_flags()}.")
     print(table)
     if args.write:
-        record(f"Cost of a distilled fine-tuning step on {machine()}", table)
+        record("Cost of a distilled fine-tuning step", table, "slimming", where=machine())
 
 
 if __name__ == "__main__":

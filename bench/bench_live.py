@@ -189,9 +189,9 @@ def main():
     text = "\n".join(lines) + "\n" + note
     print(text)
     if args.write:
-        record(f"Live path at 640x480, one face (bench/bench_live.py; {machine()})",
-               text + f"\n\nCommand: `python bench/bench_live.py --frames {args.frames}"
-               f"{' --data ' + args.data if args.data else ''}{' --browser' if args.browser else ''} --write`")
+        command = (f"python bench/bench_live.py --frames {args.frames}{' --data ' + args.data if args.data else ''}"
+                   f"{' --browser' if args.browser else ''} --write")
+        record("Live path at 640x480, one face", f"{text}\n\nCommand: `{command}`", "latency", where=machine())
 
 
 if __name__ == "__main__":

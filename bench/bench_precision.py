@@ -71,7 +71,7 @@ def main():
              f"machine: **{auto['name']}** ({auto['why']}). {cpu_flags()}.")
     print(table)
     if args.write:
-        record(f"Precision and memory format on {machine()}", table)
+        record("Precision and memory format", table, "latency", where=machine())
 
 
 if __name__ == "__main__":

@@ -71,7 +71,7 @@ def main():
     body += [f"| {n} | {s:.2f} | {1000 * s / len(pixels):.1f} | {base / s:.1f}x |" for n, s in rows]
     print("\n".join(body))
     if args.write:
-        record("predict.py over many faces", "\n".join(body))
+        record("predict.py over many faces", "\n".join(body), "latency")
 
 
 if __name__ == "__main__":

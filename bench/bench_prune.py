@@ -148,7 +148,7 @@ def main():
     print(table)
     if args.write:
         kind = "trained checkpoint" if args.checkpoint else "random BatchNorm scales"
-        record(f"Network slimming, VGG19 ({kind}), on {machine()}", table)
+        record(f"Size and speed of slimmed VGG19s ({kind})", table, "slimming", where=machine())
 
 
 if __name__ == "__main__":

@@ -46,7 +46,7 @@ def table(summaries):
 
 def main():
     folder_table_main(__doc__, lambda folders: table([load(f) for f in folders]),
-                      "k_fold_train.py output folders (one per protocol)")
+                      "k_fold_train.py output folders (one per protocol)", "ckplus")
 
 
 if __name__ == "__main__":

@@ -48,16 +48,62 @@ def cpu_flags():
                                     for flag in ("avx512_bf16", "amx_bf16", "amx_int8", "avx512_vnni"))
 
 
-def record(title, body, path=None):
-    """Replace (or append) the section '## title' of BENCHMARKS.md with ``body``."""
+# BENCHMARKS.md is a reference by topic: "## <topic>" headings in this order, each holding "### <result>"
+# sections; the contents list under "## Contents" is rebuilt from the headings on every write.
+TOPICS = {
+    "accuracy": "Accuracy on FER2013 at CPU scale",
+    "slimming": "Network slimming",
+    "latency": "Latency and deployment",
+    "probabilities": "Probabilities",
+    "gpu": "Full width on a GPU",
+    "ckplus": "CK+",
+    "data": "Data pipeline and evaluation cost",
+}
+
+
+def anchor(title):
+    """The anchor GitHub gives a heading: lower case, punctuation dropped, spaces to hyphens."""
+    return re.sub(r"[^\w\- ]", "", title.lower()).replace(" ", "-")
+
+
+def contents(text):
+    """``text`` with the block under '## Contents' rebuilt from its headings: one line per topic, its
+    results linked after it."""
+    topics = []
+    for level, title in re.findall(r"^(##|###) (.+)$", text, re.M):
+        link = f"[{title}](#{anchor(title)})"
+        if level == "##" and title != "Contents":
+            topics.append((f"**{link}**", []))
+        elif level == "###" and topics:
+            topics[-1][1].append(link)
+    lines = [f"- {head}: {'; '.join(items)}" if items else f"- {head}" for head, items in topics]
+    block = "## Contents\n\n" + "\n".join(lines) + "\n\n"
+    return re.sub(r"^## Contents\n.*?(?=^## )", lambda _: block, text, count=1, flags=re.S | re.M)
+
+
+def record(title, body, topic, where=None, path=None):
+    """Write the result section '### title' of BENCHMARKS.md: replace it where it is (a rerun supersedes it;
+    history is git's), else add it at the end of its topic. ``topic`` is a key of TOPICS; ``where`` (the
+    machine) opens the section, so every section names the machine it was measured on."""
     path = path or os.path.join(ROOT, "BENCHMARKS.md")
-    text = open(path).read() if os.path.exists(path) else "# Benchmarks\n"
-    section = f"## {title}\n\n{body.strip()}\n"
-    pattern = re.compile(rf"^## {re.escape(title)}\n.*?(?=^## |\Z)", re.S | re.M)
-    text = pattern.sub(lambda _: section + "\n", text) if pattern.search(text) else text.rstrip() + "\n\n" + section
+    text = open(path).read() if os.path.exists(path) else "# Benchmarks\n\n## Contents\n\n"
+    if "## Contents\n" not in text:
+        text = text.rstrip() + "\n\n## Contents\n\n"
+    head = TOPICS[topic]
+    section = f"### {title}\n\n" + (f"Machine: {where}.\n\n" if where else "") + f"{body.strip()}\n\n"
+    # a section ends where the next result or topic heading starts
+    pattern = re.compile(rf"^### {re.escape(title)}\n.*?(?=^###? |\Z)", re.S | re.M)
+    if pattern.search(text):
+        text = pattern.sub(lambda _: section, text, count=1)
+    else:
+        if not re.search(rf"^## {re.escape(head)}\n", text, re.M):
+            text = text.rstrip() + f"\n\n## {head}\n\n"
+        topic_pat = re.compile(rf"(^## {re.escape(head)}\n.*?)(?=^## |\Z)", re.S | re.M)
+        text = topic_pat.sub(lambda m: m.group(1).rstrip() + "\n\n" + section, text, count=1)
+    text = contents(text).rstrip() + "\n"
     with open(path, "w") as f:
         f.write(text)
-    print(f"wrote section '{title}' of {path}")
+    print(f"wrote section '{title}' ({head}) of {path}")
 
 
 def run_measured(code):
@@ -90,7 +136,7 @@ def private_test_scores(data_path, run_dirs, device="auto"):
     return out
 
 
-def folder_table_main(doc, make_table, folder_help):
+def folder_table_main(doc, make_table, folder_help, topic):
     """The command line of the tables that compare run folders: FOLDER... [--write TITLE].
 
     ``make_table(folders)`` returns markdown; it is printed, and recorded in BENCHMARKS.md with --write.
@@ -102,7 +148,7 @@ def folder_table_main(doc, make_table, folder_help):
     text = make_table(args.folders)
     print(text)
     if args.write:
-        record(args.write, text)
+        record(args.write, text, topic)
 
 
 def train_pass_seconds(model, x, y, dtype=None, channels_last=False, teacher=None):

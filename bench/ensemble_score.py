@@ -54,7 +54,7 @@ def main():
                                f"threads, {machine()}. Data: {data.path}.")
     print(text)
     if args.write:
-        record(args.write, text)
+        record(args.write, text, "accuracy")
 
 
 if __name__ == "__main__":

@@ -103,9 +103,10 @@ def main():
     text = table(args, names, seeds)
     print(text)
     if args.write:
-        record(f"Recipe ingredients on PublicTest, paired over seeds ({machine()})", text +
+        record("Recipe ingredients on PublicTest, paired over seeds", text +
                f"\nCommand: `python bench/ingredients.py --out OUT --epochs {args.epochs} --seeds {args.seeds} "
-               f"--variants {','.join(names)} --write`")
+               f"--variants {','.join(names)} --write`", "accuracy",
+               where=machine())
 
 
 if __name__ == "__main__":

@@ -108,7 +108,7 @@ def main():
         figure(runs, args.figure)
         print(f"wrote {args.figure}")
     if args.write:
-        record(args.write, text)
+        record(args.write, text, "accuracy")
 
 
 if __name__ == "__main__":

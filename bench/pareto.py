@@ -116,7 +116,7 @@ def main():
         fig.savefig(args.figure, dpi=120)
         print(f"figure: {args.figure}")
     if args.write:
-        record(f"{args.write} ({machine()})", table)
+        record(args.write, table, "latency", where=machine())
 
 
 if __name__ == "__main__":

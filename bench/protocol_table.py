@@ -110,7 +110,7 @@ def main():
     print(text)
     if args.write:
         from common import machine, record
-        record(f"{args.write} ({machine()})", text)
+        record(args.write, text, "slimming", where=machine())
 
 
 if __name__ == "__main__":

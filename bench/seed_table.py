@@ -89,7 +89,7 @@ def table(folders):
 
 
 def main():
-    folder_table_main(__doc__, table, "slim_protocol.sh output folders, one per seed")
+    folder_table_main(__doc__, table, "slim_protocol.sh output folders, one per seed", "slimming")
 
 
 if __name__ == "__main__":

@@ -120,14 +120,14 @@ def main():
         if v != "none" and not 0 < float(v) <= 1:
             ap.error(f"--zero-at {v}: use 'none' or a fraction in (0, 1]")
     if args.final:
-        text, title = private_table(args, values), f"Sparsity sweep, PrivateTest of the final rows ({machine()})"
+        text, title = private_table(args, values), "Sparsity sweep, PrivateTest of the final rows"
     else:
         for v in values:
             run(args, v)
-        text, title = public_table(args, values), f"Sparsity sweep on PublicTest ({machine()})"
+        text, title = public_table(args, values), "Sparsity sweep on PublicTest"
     print(text)
     if args.write:
-        record(title, text)
+        record(title, text, "slimming", where=machine())
 
 
 if __name__ == "__main__":

@@ -107,7 +107,7 @@ def main():
     text = table(args.out, args.seed, args.width)
     print(text)
     if args.write:
-        record(f"Time to accuracy, {args.model} w{args.width:g} ({machine()})", text)
+        record(f"Time to accuracy, {args.model} w{args.width:g}", text, "accuracy", where=machine())
 
 
 if __name__ == "__main__":

@@ -105,15 +105,15 @@ def main():
         ap.error(f"unknown variant(s) {', '.join(unknown)} of --set {args.set}; choose from {', '.join(variants)}")
     if args.final:
         text = private_table(args, names)
-        title = f"{TITLES[args.set]}, PrivateTest of the final choices ({machine()})"
+        title = f"{TITLES[args.set]}, PrivateTest of the final choices"
     else:
         for name in names:
             train(args, name)
         text = public_table(args, names)
-        title = f"{TITLES[args.set]} on PublicTest ({machine()})"
+        title = f"{TITLES[args.set]} on PublicTest"
     print(text)
     if args.write:
-        record(title, text)
+        record(title, text, "accuracy", where=machine())
 
 
 if __name__ == "__main__":
