@@ -11,6 +11,7 @@ Protocols
              tested exactly once.
 No test-set selection: a fold's accuracy is its last epoch's.
 """
+import argparse
 import csv
 import os
 
@@ -92,9 +93,9 @@ def train_fold(data, record, fold, args, log=print):
     """Train and test one fold in ``<root>/fold<k>``; returns the fold's summary."""
     root = out_root(args)
     fold_dir = os.path.join(root, f"fold{fold}")
-    run = config.resolve_args(type(args)(**vars(args)), RECIPES, fold_dir)
+    run = config.resolve_args(args, RECIPES, fold_dir)  # a new namespace: the fold's own record
     arch = run.model  # a resumed fold's own architecture
-    run.fold = fold
+    run = argparse.Namespace(**{**vars(run), "fold": fold})
     if run.data and not config.same_file(run.data, data.path):
         raise DataError(f"{fold_dir} was trained on {run.data}, not {data.path}; resume with that file "
                         "or start a new --out")

@@ -40,6 +40,14 @@ CPU_FER = dict(PUBLISHED_FER, epochs=30, schedule="onecycle", lr=0.05, nesterov=
 # (bench/tune_fast.py --set cpu-length, chosen on PublicTest alone; BENCHMARKS.md). Same seed,
 # same weights as --recipe cpu when the best epoch falls in the window.
 CPU_LEAN_FER = dict(CPU_FER, select_last=4)
+# Fine-tuning a slimmed net (fer_vgg_prune.py's default, and the slimming protocol's): it starts from
+# trained weights, so a short cosine decay from lr 0.02 with the CPU recipes' label smoothing and
+# Nesterov momentum; every slimmed row of BENCHMARKS.md fine-tuned this way (10 epochs, or 20 where
+# the row says so). The original fork's fine-tuning (60 epochs from lr 0.01, no smoothing) stays
+# as fer_vgg_prune.py --recipe finetune-published.
+SLIM_FINETUNE = dict(PUBLISHED_FER, epochs=10, lr=0.02, schedule="cosine", warmup=0, label_smoothing=0.1,
+                     nesterov=True)
+FINETUNE_PUBLISHED = dict(PUBLISHED_FER, epochs=60, lr=0.01, schedule="cosine", warmup=0)
 # Flags a resumed run may change; everything else comes back from the saved config.
 RESUME_OVERRIDABLE = ("epochs", "device", "eval_every", "compile", "resume", "amp", "eval_bs", "test_curves")
 
@@ -254,15 +262,18 @@ def parse_args(ap, argv=None):
     return args
 
 
-def resolve_args(args, recipes, out_dir):
-    """Fill recipe defaults; with --resume, restore the saved run's configuration first.
+def resolve_args(args, recipes, out_dir, data=None):
+    """The run's configuration as a new namespace: recipe defaults filled; with --resume, the saved
+    run's configuration first. ``data``: the data file the script resolved (a typed --data or its
+    default); on --resume an untyped one gives way to the run's own.
 
     On resume only the flags in RESUME_OVERRIDABLE that were typed (``parse_args``) replace the
     saved values; other typed flags that differ are named and ignored; a different --data is
     refused, since the run's record would name the wrong file.
     """
     typed = set(getattr(args, "typed", None) or [k for k, v in vars(args).items() if v is not None])
-    args = argparse.Namespace(**{k: v for k, v in vars(args).items() if k != "typed"})
+    fields = {k: v for k, v in vars(args).items() if k != "typed"}
+    args = argparse.Namespace(**{**fields, **({"data": data} if data is not None else {})})
     last = os.path.join(out_dir, "last.pth")
     if args.resume and os.path.exists(last):
         saved = load_checkpoint(last)["args"]
@@ -272,7 +283,7 @@ def resolve_args(args, recipes, out_dir):
                             "file or start a new --out")
         merged = {**vars(args), **saved, **{k: given[k] for k in RESUME_OVERRIDABLE if k in given}}
         changed = sorted(k for k in given if k not in RESUME_OVERRIDABLE and k in saved and given[k] != saved[k]
-                         and k != "data" and not (k == "s" and given[k] == "auto" and saved.get("s_rule") == "auto"))
+                         and k not in ("data", "out") and not (k == "s" and given[k] == "auto" and saved.get("s_rule") == "auto"))
         if changed:
             print(f"note: --resume keeps the saved {', '.join(changed)} of {last}; "
                   "start a new --out to change them", file=sys.stderr)

@@ -8,6 +8,7 @@
 Scripts get their flags and the resolved run configuration from ``config.py``, then call
 ``fit``.
 """
+import argparse
 import math
 import os
 import time
@@ -20,7 +21,7 @@ from tqdm import tqdm
 import prune
 import transforms as T
 from config import eval_batch_size
-from inference import CROP, amp_dtype, evaluate, resolve_precision
+from inference import CROP, amp_dtype, describe_precision, evaluate, resolve_precision
 from data_io import DataError
 from utils import (CHECKPOINT_FORMAT, MetricsCSV, Stopwatch, claim_run_folder, clean_state_dict, is_main_process,
                    load_checkpoint, rank_world, rng_state, save_checkpoint, set_rng_state, write_json)
@@ -200,11 +201,18 @@ def fit(model, train, evals, args, model_info, select="PublicTest", log=print, t
     plateau = {"scale": 1.0, "best": -1.0, "bad": 0}  # used by --schedule plateau only
     factor = lr_factor(args, steps, plateau)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
-    log(resolve_precision(args, device))
-    try:
-        l1_scales = prune.setup_sparsity(model, args, factor, args.epochs * steps, log) if args.sr else ()
-    except TypeError as e:  # an architecture that declares no slimming units
-        raise DataError(f"--sr: {e}") from None
+    # what this run resolves once (precision; the sparsity strength) joins its record, a new namespace:
+    # config.json, every checkpoint and a resume carry it, and the caller's args stay as parsed
+    precision = resolve_precision(args.amp, args.channels_last, device, getattr(args, "precision_why", None))
+    log(describe_precision(precision))
+    args = argparse.Namespace(**{**vars(args), **precision})
+    l1_scales = ()
+    if args.sr:
+        try:
+            l1_scales, sparsity = prune.setup_sparsity(model, args, factor, args.epochs * steps, log)
+        except TypeError as e:  # an architecture that declares no slimming units
+            raise DataError(f"--sr: {e}") from None
+        args = argparse.Namespace(**{**vars(args), **sparsity})
     dtype, eval_bs = amp_dtype(args, device), eval_batch_size(args.eval_bs, device)
     scaler = torch.amp.GradScaler(device.type) if dtype == torch.float16 else None
     gens = make_generators(args.seed, device)
@@ -247,7 +255,7 @@ def fit(model, train, evals, args, model_info, select="PublicTest", log=print, t
         # --select-last K: only the last K epochs may become best.pth, so only they are scored with
         # the full test-time augmentation (every one of them); earlier evaluations are a centre-crop
         # curve of the selection split, a tenth of the cost
-        window = getattr(args, "select_last", 0) or 0
+        window = args.select_last
         selectable = not window or not select or epoch > args.epochs - window
         due = epoch % args.eval_every == 0 or epoch == args.epochs or (window and selectable)
         improved, preds = score_epoch(eval_model, evals, select, best, row, epoch, args, eval_bs, dtype, due,
@@ -327,7 +335,7 @@ def score_epoch(eval_model, evals, select, best, row, epoch, args, eval_bs, dtyp
         row[f"{name}_loss"] = row[f"{name}_acc"] = ""
     for name in subsets:
         row[f"{name}_acc"] = ""
-    if getattr(args, "select_last", 0) and select:
+    if args.select_last and select:
         row[f"{select}_center_acc"] = ""
     if not due:
         return False, preds

@@ -1,7 +1,7 @@
 """Fine-tune a network-slimmed model (pruned.pth from prune_vgg.py / prune_resnet.py) on FER2013.
 
-    python fer_vgg_prune.py --model checkpoints/FER2013_VGG19_pruned/pruned.pth
-    python fer_vgg_prune.py --model .../pruned.pth --epochs 60 --lr 0.01 --resume
+    python fer_vgg_prune.py --checkpoint checkpoints/FER2013_VGG19_pruned/pruned.pth --teacher checkpoints/FER2013_VGG19/best.pth
+    python fer_vgg_prune.py --checkpoint .../pruned.pth --recipe finetune-published     # the original fork's 60 epochs
 
 Same loop, 10-crop evaluation and honest selection as mainpro_FER.py (best.pth = best
 PublicTest epoch). Writes best.pth, last.pth, metrics.csv beside pruned.pth (or --out), then
@@ -18,9 +18,10 @@ from data_io import DataError, cli_error
 from dataset import H5Dataset, data_of
 from utils import check_classes, load_checkpoint, pick_device, seed_everything
 
-# fine-tuning starts from trained weights: a shorter cosine schedule, no warm-up
-FINETUNE = dict(config.PUBLISHED_FER, epochs=60, lr=0.01, schedule="cosine", warmup=0)
-RECIPES = {"finetune": FINETUNE}
+# "slim": what the slimming protocol and every recorded slimmed row used; "finetune-published": the
+# original fork's 60 epochs from lr 0.01 (this script's default before, named "finetune" in the
+# config.json of those runs; a resumed run keeps its saved settings whatever the name)
+RECIPES = {"slim": config.SLIM_FINETUNE, "finetune-published": config.FINETUNE_PUBLISHED}
 
 
 def comparison(report, summary):
@@ -47,7 +48,7 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--checkpoint", "--model", dest="checkpoint", required=True, metavar="CKPT",
                     help="pruned.pth written by prune_vgg.py (--model: the original spelling)")
-    config.add_train_args(ap, RECIPES, "finetune", out_default="the folder of --checkpoint")
+    config.add_train_args(ap, RECIPES, "slim", out_default="the folder of --checkpoint")
     ap.add_argument("--tune", action="store_true",
                     help="evaluate PublicTest only, so choosing a setting never reads PrivateTest")
     config.add_distill_args(ap)
@@ -57,9 +58,8 @@ def main(argv=None):
         if "pruned_from" not in pruned:
             print(f"note: {args.checkpoint} is not a pruned checkpoint; fine-tuning it as it is")
         data = data_of(pruned, args.data)
-        args.data = data.path
         out = args.out or os.path.dirname(os.path.abspath(args.checkpoint))
-        args = config.resolve_args(args, RECIPES, out)
+        args = config.resolve_args(args, RECIPES, out, data=data.path)
         if not config.same_file(args.data, data.path):  # resumed: the run's own file
             data = H5Dataset(args.data)
         device = pick_device(args.device)

@@ -53,24 +53,23 @@ def cpu_precision():
             "why": "auto: this CPU has no native bf16 arithmetic (neither AMX nor AVX512-BF16)"}
 
 
-def resolve_precision(args, device):
-    """Turn ``--amp auto`` into this run's setting, once; returns a line saying what and why.
-
-    ``args.amp`` becomes bf16 / fp16 / none and ``args.precision_why`` records the reason, so
-    config.json, every checkpoint and a resumed run carry the precision the run really used.
-    """
-    if args.amp == "auto":
+def resolve_precision(amp, channels_last, device, why=None):
+    """``--amp auto`` turned into this run's setting, once: {"amp": bf16 / fp16 / none, "channels_last",
+    "precision_why"}. The training loop records it in config.json and every checkpoint, so a resumed
+    run (whose ``amp`` is no longer auto, ``why`` its saved reason) keeps the precision it really used."""
+    if amp == "auto":
         if device.type == "cuda":
-            args.amp, args.precision_why = "bf16", "auto: bf16 autocast on CUDA"
-        else:
-            choice = cpu_precision()
-            args.amp, args.precision_why = choice["amp"], choice["why"]
-            args.channels_last = bool(args.channels_last) or choice["channels_last"]
-    elif not getattr(args, "precision_why", None):
-        args.precision_why = f"--amp {args.amp}"
-    name = {"none": "fp32", "bf16": "bf16 autocast", "fp16": "fp16 autocast"}[args.amp]
-    layout = " + channels_last" if args.channels_last else ""
-    return f"precision: {name}{layout} ({args.precision_why})"
+            return {"amp": "bf16", "channels_last": bool(channels_last), "precision_why": "auto: bf16 autocast on CUDA"}
+        choice = cpu_precision()
+        return {"amp": choice["amp"], "channels_last": bool(channels_last) or choice["channels_last"],
+                "precision_why": choice["why"]}
+    return {"amp": amp, "channels_last": bool(channels_last), "precision_why": why or f"--amp {amp}"}
+
+
+def describe_precision(p):
+    """The log line of a resolve_precision result."""
+    name = {"none": "fp32", "bf16": "bf16 autocast", "fp16": "fp16 autocast"}[p["amp"]]
+    return f"precision: {name}{' + channels_last' if p['channels_last'] else ''} ({p['precision_why']})"
 
 
 def run_precision(ck, device):

@@ -9,6 +9,7 @@ checkpoints/CK+_<MODEL>/<PROTOCOL>/summary.json and summary.md: per-fold accurac
 mean +- std over folds, accuracy over all pooled test predictions, the test-selected mean (the
 published statistic, comparison only) and the wall time per fold.
 """
+import argparse
 import csv
 import importlib
 import json
@@ -103,13 +104,13 @@ def parse_gpus(text):
 
 def _worker(args, device, folds, data=None, record=None):
     """Trains ``folds`` one after the other on ``device`` (one such process per GPU with --gpus)."""
-    args.device = device
+    args = argparse.Namespace(**{**vars(args), "device": device})
     if data is None:  # a spawned process loads its own copy
         data = ckplus.load_data(args.data)
         record = ckplus.folds_record(data, args.protocol, args.fold_seed)
     for k in folds:
-        fold_args = type(args)(**vars(args))
-        fold_args.resume = os.path.exists(os.path.join(ckplus.out_root(args), f"fold{k}", "last.pth"))
+        resume = os.path.exists(os.path.join(ckplus.out_root(args), f"fold{k}", "last.pth"))
+        fold_args = argparse.Namespace(**{**vars(args), "resume": resume})
         tag = f"[{device} fold {k}]" if args.gpus else f"[fold {k}]"  # the device matters only with several
         ckplus.train_fold(data, record, k, fold_args, log=lambda m, tag=tag: print(f"{tag} {m}", flush=True))
 

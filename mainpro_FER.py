@@ -39,8 +39,7 @@ def main(argv=None):
     try:
         data = H5Dataset(args.data or DEFAULT_FER, kind="FER")
         out = args.out or os.path.join("checkpoints", f"{data.name}_{arch}")
-        args.data = data.path  # not typed: on --resume the run's own file wins
-        args = config.resolve_args(args, RECIPES, out)
+        args = config.resolve_args(args, RECIPES, out, data=data.path)  # on --resume the run's own file wins
         if not config.same_file(args.data, data.path):
             data = H5Dataset(args.data, kind="FER")
         arch = args.model  # a resumed run's own architecture

@@ -57,26 +57,26 @@ def add_bn_l1_subgradient(scales, s, weights=None):
 
 
 def setup_sparsity(model, args, factor, total_steps, log=print):
-    """Resolve --s for this run (args.s becomes a number once, so config.json and a resumed run
-    use the same s; args.sparsity records the pull), log it, and return the scales to pull."""
-    args.s_rule = getattr(args, "s_rule", None) or ("auto" if args.s == "auto" else "given")
+    """This run's --s resolved once, logged: (the scales to pull, {"s": a number, "s_rule": auto or given,
+    "sparsity": the plan, "sr_cost"}). The training loop records the second in config.json and the
+    checkpoints, so a resumed run pulls with the same s (its saved ``s_rule`` says how it was chosen)."""
+    s_rule = getattr(args, "s_rule", None) or ("auto" if args.s == "auto" else "given")
+    sr_cost = getattr(args, "sr_cost", None) or "uniform"
     plan = sparsity_plan(args.s, args.s_zero_at if args.s == "auto" else None, args.lr, factor, total_steps,
                          args.wd, args.momentum, s_max=getattr(args, "s_max", S_AUTO_MAX))
-    args.s, args.sparsity = plan["s"], plan
     scales = [bn.weight for bn in prunable_bns(model)]
-    args.sr_cost = getattr(args, "sr_cost", None) or "uniform"
-    plan["cost"] = args.sr_cost
-    plan["weights_at_start"] = [round(w, 4) for w in sparsity_weights(model, args.sr_cost)]
-    rule = f"auto, zero at {args.s_zero_at:g} of the run" if args.s_rule == "auto" else "given"
+    plan["cost"] = sr_cost
+    plan["weights_at_start"] = [round(w, 4) for w in sparsity_weights(model, sr_cost)]
+    rule = f"auto, zero at {args.s_zero_at:g} of the run" if s_rule == "auto" else "given"
     if plan.get("capped_from"):
         rule = (f"auto would pick {plan['capped_from']:.3g} on a schedule this short, more than the loss can "
                 f"resist; capped at --s-max {plan['s']:.3g}")
     log(f"sparsity: s = {plan['s']:.3g} ({rule}); L1 pull s*sum(lr) = {plan['l1_pull']:.3g} "
         f"({plan['l1_pull_with_momentum']:.3g} with momentum), weight decay alone leaves x{plan['wd_shrink']:.3f}; "
         f"an undefended scale ends at {plan['unaided_scale_at_end']:.3f}; L1 on {len(scales)} prunable BatchNorm layers"
-        + ("" if args.sr_cost == "uniform" else f", weighted by the multiply-adds of a channel (now "
-                                                  f"{', '.join(f'{w:.2f}' for w in plan['weights_at_start'])})"))
-    return scales
+        + ("" if sr_cost == "uniform" else f", weighted by the multiply-adds of a channel (now "
+                                             f"{', '.join(f'{w:.2f}' for w in plan['weights_at_start'])})"))
+    return scales, {"s": plan["s"], "s_rule": s_rule, "sparsity": plan, "sr_cost": sr_cost}
 
 
 def lr_sum(lr, factor, total_steps, upto=1.0):
@@ -152,6 +152,16 @@ def round_up(keep, gammas, round_to):
     return keep
 
 
+def check_percent(percent):
+    if not 0 <= percent < 1:
+        raise ValueError(f"--percent {percent}: must be in [0, 1)")
+
+
+def check_keep_fraction(keep_fraction):
+    if not 0 < keep_fraction <= 1:
+        raise ValueError(f"--target-macs {keep_fraction}: must be in (0, 1]")
+
+
 def channel_masks(model, percent, min_channels=8, round_to=1):
     """Bool keep-mask per prunable BN: one global |gamma| threshold prunes ``percent`` of channels.
 
@@ -159,8 +169,7 @@ def channel_masks(model, percent, min_channels=8, round_to=1):
     high ratio never empties a layer, and a multiple of ``round_to`` (rounded up). Returns
     (masks, threshold).
     """
-    if not 0 <= percent < 1:
-        raise ValueError(f"--percent {percent}: must be in [0, 1)")
+    check_percent(percent)
     bns = prunable_bns(model)
     gammas = torch.cat([bn.weight.detach().abs().flatten().cpu() for bn in bns])
     k = int(len(gammas) * percent)  # channels to remove
@@ -180,27 +189,37 @@ def channel_masks(model, percent, min_channels=8, round_to=1):
 # ----------------------------------------------------------------------------------------
 # What a channel costs (MorphNet's FLOP regulariser, Gordon et al., CVPR 2018)
 
-def cost_model(model, size=T.CROP):
-    """Per module name: (C, inputs, outputs) with C = H_out * W_out * k_h * k_w (1 for a linear),
-    so that the module's multiply-adds are C * inputs * outputs; plus the slimming units by name."""
-    geometry, names = {}, {m: n for n, m in model.named_modules()}
+def layer_geometry(model, size=T.CROP):
+    """Per conv / linear module: (C, inputs, outputs) with C = H_out * W_out * k_h * k_w / groups (1 for a
+    linear), so that the module's multiply-adds are C * inputs * outputs. One forward pass of a
+    (1, C_in, size, size) zero image through hooks, in eval mode, on the model's device."""
+    geometry = {}
 
     def hook(m, inp, out):
         if isinstance(m, nn.Conv2d):
-            geometry[names[m]] = (out.shape[2] * out.shape[3] * m.kernel_size[0] * m.kernel_size[1] / m.groups,
-                                  m.in_channels, m.out_channels)
+            geometry[m] = (out.shape[2] * out.shape[3] * m.kernel_size[0] * m.kernel_size[1] / m.groups,
+                           m.in_channels, m.out_channels)
         else:
-            geometry[names[m]] = (1.0, m.in_features, m.out_features)
-    handles = [m.register_forward_hook(hook) for m in model.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
-    was, first = model.training, next(m for m in model.modules() if isinstance(m, (nn.Conv2d, nn.Linear)))
+            geometry[m] = (1.0, m.in_features, m.out_features)
+    layers = [m for m in model.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
+    handles = [m.register_forward_hook(hook) for m in layers]
+    was, first = model.training, layers[0]
     model.eval()
     c_in = first.in_channels if isinstance(first, nn.Conv2d) else first.in_features
-    with torch.no_grad():
-        model(torch.zeros(1, c_in, size, size, device=next(model.parameters()).device))
-    model.train(was)
-    for h in handles:
-        h.remove()
-    return geometry, model.slimming_units()
+    try:
+        with torch.no_grad():
+            model(torch.zeros(1, c_in, size, size, device=next(model.parameters()).device))
+    finally:
+        model.train(was)
+        for h in handles:
+            h.remove()
+    return geometry
+
+
+def cost_model(model, size=T.CROP):
+    """Per module name: (C, inputs, outputs) of ``layer_geometry``; plus the slimming units by name."""
+    names = {m: n for n, m in model.named_modules()}
+    return {names[m]: g for m, g in layer_geometry(model, size).items()}, model.slimming_units()
 
 
 def macs_with(costs, kept):
@@ -234,8 +253,7 @@ def macs_target_masks(model, keep_fraction, min_channels=8, round_to=1):
     the costs updated as layers shrink. Layers keep ``min_channels`` and a multiple of
     ``round_to`` (rounded up at the end, so the achieved fraction can sit a little above the
     target). Returns (masks, achieved fraction)."""
-    if not 0 < keep_fraction <= 1:
-        raise ValueError(f"--target-macs {keep_fraction}: must be in (0, 1]")
+    check_keep_fraction(keep_fraction)
     costs = cost_model(model)
     gammas = [bn.weight.detach().abs().cpu() for bn in prunable_bns(model)]
     order = [g.argsort() for g in gammas]  # each layer's channels, weakest first
@@ -281,6 +299,46 @@ def sparsity_weights(model, mode="uniform", alive=1e-2):
     return [c / mean for c in per]
 
 
+# ----------------------------------------------------------------------------------------
+# The pruning rules: how the channels to keep are chosen. prune_cli.py makes one flag of each and
+# protocol.py one run folder per (rule, value); a new rule is a function above and an entry here.
+
+class Rule:
+    """``select(model, value, min_channels, round_to)`` -> (masks, facts for the prune report);
+    ``check(value)`` raises ValueError for a value out of range, before any model is loaded;
+    ``folder`` formats the protocol's run-folder suffix of a value; ``describe(value)`` is the
+    report's one-line name of the rule."""
+
+    def __init__(self, flag, metavar, help, folder, select, check, describe):
+        self.flag, self.metavar, self.help, self.folder = flag, metavar, help, folder
+        self.select, self.check, self.describe = select, check, describe
+
+    @property
+    def dest(self):
+        return self.flag.lstrip("-").replace("-", "_")
+
+
+def _by_threshold(model, percent, min_channels, round_to):
+    masks, threshold = channel_masks(model, percent, min_channels, round_to)
+    return masks, {"threshold": threshold}
+
+
+def _by_macs(model, keep_fraction, min_channels, round_to):
+    masks, achieved = macs_target_masks(model, keep_fraction, min_channels, round_to)
+    return masks, {"target_macs": keep_fraction, "achieved_macs_fraction": achieved}
+
+
+RULES = {
+    "percent": Rule("--percent", "P", "fraction of channels to remove with one global |gamma| threshold "
+                    "(Liu et al.)", "pruned{:g}", _by_threshold, check_percent,
+                    lambda v: f"global |gamma| threshold removing {v:g} of the channels"),
+    "macs": Rule("--target-macs", "F", "keep about F of the multiply-adds (e.g. 0.5), removing channels in "
+                 "order of |gamma| per multiply-add they free", "m{:g}", _by_macs, check_keep_fraction,
+                 lambda v: f"keep {v:g} of the multiply-adds (|gamma| per MAC freed)"),
+}
+DEFAULT_RULE = ("percent", 0.5)
+
+
 def masked_model(model, masks):
     """A copy of ``model`` with the pruned channels' BN scale and shift set to zero."""
     m = copy.deepcopy(model)
@@ -323,27 +381,13 @@ def compact_model(model, masks):
 # ----------------------------------------------------------------------------------------
 # Size and cost
 
-def count_macs(model, size=T.CROP, in_channels=1, per_module=False):
+def count_macs(model, size=T.CROP, per_module=False):
     """Multiply-accumulates of one forward pass on a (1, C, size, size) input (convs + linear).
 
     FLOPs in the 2-ops-per-MAC convention are twice this. ``per_module=True`` returns
     {module: MACs} instead of the total.
     """
-    macs = {}
-
-    def hook(m, inp, out):
-        if isinstance(m, nn.Conv2d):
-            macs[m] = out.numel() * (m.in_channels // m.groups) * m.kernel_size[0] * m.kernel_size[1]
-        elif isinstance(m, nn.Linear):
-            macs[m] = m.in_features * m.out_features
-    handles = [m.register_forward_hook(hook) for m in model.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
-    was = model.training
-    model.eval()
-    with torch.no_grad():
-        model(torch.zeros(1, in_channels, size, size, device=next(model.parameters()).device))
-    model.train(was)
-    for h in handles:
-        h.remove()
+    macs = {m: int(round(c * i * o)) for m, (c, i, o) in layer_geometry(model, size).items()}
     return macs if per_module else int(sum(macs.values()))
 
 

@@ -14,8 +14,8 @@ import inference
 import models
 from data_io import DataError, cli_error
 from dataset import data_of
-from prune import (channel_masks, compact_model, count_macs, layer_table, macs_target_masks, masked_model,
-                   max_output_difference, n_params, prunable_bns, weights_mb)
+from prune import (DEFAULT_RULE, RULES, compact_model, count_macs, layer_table, masked_model, max_output_difference,
+                   n_params, prunable_bns, weights_mb)
 from utils import CHECKPOINT_FORMAT, check_classes, load_checkpoint, pick_device, save_checkpoint, write_json
 
 
@@ -23,10 +23,10 @@ def main(argv=None, family="VGG", doc=""):
     ap = argparse.ArgumentParser(description=doc.split("\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--checkpoint", "--model", dest="checkpoint", required=True, metavar="CKPT",
                     help="trained (ideally --sr) checkpoint, e.g. best.pth (--model: the original spelling)")
-    ap.add_argument("--percent", type=float, default=0.5, metavar="P", help="fraction of channels to remove (default: 0.5)")
-    ap.add_argument("--target-macs", type=float, metavar="F",
-                    help="instead of --percent: keep about F of the multiply-adds (e.g. 0.5), removing channels in "
-                         "order of |gamma| per multiply-add they free")
+    how = ap.add_mutually_exclusive_group()  # one flag per pruning rule of prune.RULES
+    for name, rule in RULES.items():
+        default = f" (default: {DEFAULT_RULE[1]:g})" if name == DEFAULT_RULE[0] else ""
+        how.add_argument(rule.flag, type=float, metavar=rule.metavar, help=rule.help + default)
     ap.add_argument("--round-to", type=int, default=8, metavar="N",
                     help="keep each layer's channels at a multiple of N, rounded up: odd counts fall off oneDNN's "
                          "fast kernels (bench/bench_prune.py); 1 = Liu et al.'s exact counts (default: 8)")
@@ -40,14 +40,14 @@ def main(argv=None, family="VGG", doc=""):
     ap.add_argument("--no-eval", action="store_true", help="skip the 10-crop evaluation of both models")
     args = ap.parse_args(argv)
     try:
-        if not 0 <= args.percent < 1:
-            raise DataError(f"--percent {args.percent}: must be in [0, 1)")
+        given = [(n, getattr(args, r.dest)) for n, r in RULES.items() if getattr(args, r.dest) is not None]
+        rule_name, value = given[0] if given else DEFAULT_RULE
+        rule = RULES[rule_name]
+        rule.check(value)  # a bad value stops us before anything is read or written
         if args.min_channels < 1:
             raise DataError(f"--min-channels {args.min_channels}: must be at least 1")
         if args.round_to < 1:
             raise DataError(f"--round-to {args.round_to}: must be at least 1")
-        if args.target_macs is not None and not 0 < args.target_macs <= 1:
-            raise DataError(f"--target-macs {args.target_macs}: must be in (0, 1]")
         ck = load_checkpoint(args.checkpoint)
         arch = ck["arch"]
         other = {"VGG": "Resnet", "Resnet": "VGG"}.get(family)
@@ -59,11 +59,7 @@ def main(argv=None, family="VGG", doc=""):
         if not args.no_eval:  # bad data stops us before anything is written
             data = data_of(ck, args.data)
             check_classes(ck["class_names"], args.checkpoint, data.class_names, data.path)
-        threshold = achieved = None
-        if args.target_macs is not None:
-            masks, achieved = macs_target_masks(model, args.target_macs, args.min_channels, args.round_to)
-        else:
-            masks, threshold = channel_masks(model, args.percent, args.min_channels, args.round_to)
+        masks, facts = rule.select(model, value, args.min_channels, args.round_to)
         compact = compact_model(model, masks)
         diff = max_output_difference(masked_model(model, masks), compact)
         if diff > 1e-3:
@@ -81,13 +77,12 @@ def main(argv=None, family="VGG", doc=""):
         before = {"params": n_params(model), "macs": count_macs(model), "weights_mb": weights_mb(model)}
         after = {"params": n_params(compact), "macs": count_macs(compact), "weights_mb": weights_mb(compact)}
         report = {
-            "source": os.path.abspath(args.checkpoint), "arch": arch, "threshold": threshold,
-            "rule": (f"keep {args.target_macs:g} of the multiply-adds (|gamma| per MAC freed)" if args.target_macs
-                     else f"global |gamma| threshold removing {args.percent:g} of the channels"),
-            # the share of prunable channels removed (what --percent asks for; measured under --target-macs)
-            "percent": args.percent if args.target_macs is None else
-            1 - sum(int(k.sum()) for k in masks) / sum(len(k) for k in masks), "target_macs": args.target_macs,
-            "achieved_macs_fraction": achieved, "round_to": args.round_to,
+            "source": os.path.abspath(args.checkpoint), "arch": arch, "threshold": facts.get("threshold"),
+            "rule": rule.describe(value), "rule_name": rule_name, "rule_value": value,
+            # the share of prunable channels removed (what --percent asks for; measured under another rule)
+            "percent": value if rule_name == "percent" else
+            1 - sum(int(k.sum()) for k in masks) / sum(len(k) for k in masks), "target_macs": facts.get("target_macs"),
+            "achieved_macs_fraction": facts.get("achieved_macs_fraction"), "round_to": args.round_to,
             "min_channels": args.min_channels, "cfg_before": model.cfg, "cfg_after": compact.cfg,
             "layers": layer_table(model, masks, compact),
             "unpruned": before, "pruned": after,

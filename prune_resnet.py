@@ -7,5 +7,10 @@ adds tensors of the same shape. Fine-tune the result with fer_vgg_prune.py.
 """
 import prune_cli
 
+
+def main(argv=None):
+    return prune_cli.main(argv, family="Resnet", doc=__doc__)
+
+
 if __name__ == "__main__":
-    prune_cli.main(family="Resnet", doc=__doc__)
+    main()

@@ -11,5 +11,10 @@ fine-tuning. An already pruned checkpoint can be pruned again.
 """
 import prune_cli
 
+
+def main(argv=None):
+    return prune_cli.main(argv, family="VGG", doc=__doc__)
+
+
 if __name__ == "__main__":
-    prune_cli.main(family="VGG", doc=__doc__)
+    main()

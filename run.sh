@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The main job: set up .venv, then preprocess -> train a parent with sparsity -> prune ->
 # distilled fine-tuning (-> on a CPU also the no-sparsity baseline) -> table and figures, all
-# through slim_protocol.sh (resumable: run it again to continue). Before training it prints how
-# long the run will take on this machine, measured on the spot (estimate_time.py).
+# through slim_protocol.sh, the launcher of protocol.py (resumable: run it again to continue). Before training it prints how
+# long the run will take on this machine, measured on the spot (protocol.py --estimate).
 #   FER2013 present + a GPU:  VGG19 full width, the published 250-epoch recipe with sparsity,
 #                             pruned at 0.5 (no baseline run)
 #   FER2013 present, no GPU:  the CPU-scale protocol: VGG19 at width 0.25, --recipe cpu-lean;
@@ -43,12 +43,9 @@ if [ $rc -eq 0 ]; then
     echo "== no GPU: running the CPU-scale protocol (VGG19 at width 0.25, --recipe cpu-lean; parents with and"
     echo "   without sparsity, pruned at 0.5 and 0.7 and fine-tuned). With a GPU this script runs the full"
     echo "   published recipe instead."
-    export RECIPE=${RECIPE:-cpu-lean}
     out=checkpoints/cpu_protocol$suffix
   fi
-  $PYTHON estimate_time.py --data $h5 --archs "${ARCHS:-VGG19}" --width "${WIDTH:-0.25}" \
-    --recipe "${RECIPE:-cpu-lean}" ${EPOCHS:+--epochs "$EPOCHS"} --percents "${PERCENTS:-0.5 0.7}" \
-    --ft-epochs "${FT_EPOCHS:-10}" --baseline "${BASELINE:-1}" --eval-every "${EVAL_EVERY:-2}" || true
+  ./slim_protocol.sh $h5 "$out" --estimate || true   # the same settings the run gets, timed here
   exec ./slim_protocol.sh $h5 "$out"
 fi
 echo "== no FER2013 in data/: running on SYNTHETIC drawn faces with a short CPU schedule."

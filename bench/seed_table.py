@@ -1,9 +1,9 @@
-"""Mean +- std over seeds of a protocol's runs, one slim_protocol.sh folder per seed.
+"""Mean +- std over seeds of a protocol's runs, one protocol.py folder per seed.
 
     python bench/seed_table.py runs/cpu_protocol runs/cpu_protocol_seed1 runs/cpu_protocol_seed2 [--write TITLE]
 
-The folders come from the same protocol run with different SEED, e.g.
-`SEED=1 PERCENTS=0.5 slim_protocol.sh data/data.h5 runs/cpu_protocol_seed1`.
+The folders come from the same protocol run with different seeds, e.g.
+`python protocol.py data/data.h5 runs/seed1 --seed 1`.
 For each run found in every folder (VGG19, VGG19_sr, VGG19_sr_pruned0.5, ...): PublicTest and
 PrivateTest at the epoch PublicTest selected (honest), mean +- std (n-1) over the seeds, and each
 seed's PrivateTest; for every run beside its architecture's no-sparsity baseline, the difference
@@ -89,7 +89,7 @@ def table(folders):
 
 
 def main():
-    folder_table_main(__doc__, table, "slim_protocol.sh output folders, one per seed", "slimming")
+    folder_table_main(__doc__, table, "protocol.py / slim_protocol.sh output folders, one per seed", "slimming")
 
 
 if __name__ == "__main__":

@@ -46,8 +46,8 @@ def run(args, value):
                         "--round-to", "1", "--no-eval"], family="VGG" if args.model.startswith("VGG") else "Resnet")
     if not os.path.exists(os.path.join(pruned, "summary.json")):
         print(f"== {value}: fine-tune", flush=True)
+        # fer_vgg_prune.py's own recipe (`slim`) is the protocol's fine-tuning
         fer_vgg_prune.main([*common, "--checkpoint", os.path.join(pruned, "pruned.pth"), "--epochs", str(args.ft_epochs),
-                            "--lr", "0.02", "--schedule", "cosine", "--label-smoothing", "0.1", "--nesterov",
                             "--teacher", os.path.join(parent, "best.pth")])
 
 

@@ -1,8 +1,10 @@
-"""bench/gpu_run.sh (and so slim_protocol.sh, which run.sh also uses) end to end on a small
-generated FER-format CSV: every stage for VGG and ResNet, a rerun that resumes without training,
-and a re-prune when the parent checkpoint is newer than the pruned one."""
+"""The slimming protocol (protocol.py, launched by slim_protocol.sh, run.sh and bench/gpu_run.sh) end to
+end on small generated data: every stage for VGG and ResNet, a rerun that resumes without training, a
+re-prune when the parent checkpoint is newer than the pruned one, and its commands run by hand giving
+the same runs; then the bench/ tables that read protocol folders."""
 import json
 import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -23,28 +25,29 @@ def test_protocol_runs_every_stage_resumes_and_reprunes(tmp_path):
     first = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=900)
     assert first.returncode == 0, first.stdout[-2000:] + first.stderr[-2000:]
     table = (out / "table.md").read_text()
-    runs = [f"{a}{s}" for a in ("VGG11", "Resnet18") for s in ("_sr", "_sr_pruned0.5", "_sr_pruned0.7", "")]
+    runs = [f"{a}{s}" for a in ("VGG11", "Resnet18") for s in ("_sr", "_sr_pruned0.5r8", "_sr_pruned0.7r8", "")]
     for run in runs:
         assert f"| {run} |" in table, run
         assert (out / run / "metrics.csv").exists() and (out / run / "best.pth").exists()
     assert "distilled" in table and "fewer" in table and "faster" in table
-    for fig in ("VGG11_sr/curves.png", "VGG11_sr_pruned0.5/pruning_comparison.png",
-                "Resnet18_sr_pruned0.5/PrivateTest_confusion.png"):
+    for fig in ("VGG11_sr/curves.png", "VGG11_sr_pruned0.5r8/pruning_comparison.png",
+                "Resnet18_sr_pruned0.5r8/PrivateTest_confusion.png"):
         assert (out / fig).exists(), fig
     assert "s*sum(lr)" in first.stdout  # the sparsity pull is logged
+    assert "$ python prune_resnet.py --percent 0.5 --round-to 8" in (out / "progress.log").read_text()
     # the rerun finds every stage done: no training, no pruning
     again = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=900)
     assert again.returncode == 0, again.stderr[-2000:]
-    assert "nothing to do" in again.stdout and "epoch   1" not in again.stdout and "== prune" not in again.stdout
+    assert "nothing to do" in again.stdout and "epoch   1" not in again.stdout and " prune: " not in again.stdout
     assert "figures:" not in again.stdout  # nor are the table and figures redone
     # a newer parent makes its pruned nets stale: pruned again and fine-tuned again
     time.sleep(1.1)
     os.utime(out / "VGG11_sr" / "best.pth")
     third = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=900)
     assert third.returncode == 0, third.stderr[-2000:]
-    assert third.stdout.count("prune VGG11:") == 2 and "prune Resnet18" not in third.stdout
+    assert third.stdout.count(" prune: VGG11_sr_pruned") == 2 and " prune: Resnet18" not in third.stdout
     assert "figures:" in third.stdout
-    assert (out / "VGG11_sr_pruned0.5" / "pruned.pth").stat().st_mtime > (out / "VGG11_sr" / "best.pth").stat().st_mtime
+    assert (out / "VGG11_sr_pruned0.5r8" / "pruned.pth").stat().st_mtime > (out / "VGG11_sr" / "best.pth").stat().st_mtime
 
 
 @pytest.mark.skipif(shutil.which("bash") is None, reason="needs bash")
@@ -64,6 +67,37 @@ def test_protocol_compute_aware_rules(synthetic_h5, tmp_path):
     kept = [c for c in report["cfg_after"] if c != "M"]
     assert all(c % 8 == 0 for c in kept) and report["max_abs_diff_masked_vs_compact"] < 1e-4
     assert (out / "VGG11_srmacs_m0.6r8" / "best.pth").exists() and "| VGG11_srmacs_m0.6r8 |" in r.stdout
+
+
+def test_protocol_commands_typed_by_hand_make_the_same_runs(synthetic_h5, tmp_path):
+    """What `protocol.py --dry-run` prints, run one command after another as a user would (each its own
+    process, the scripts' own defaults for everything not printed), gives the protocol's own runs:
+    the same PublicTest and PrivateTest in every run folder."""
+    import protocol
+    flags = ["--archs", "VGG11", "--width", "0.125", "--epochs", "2", "--ft-epochs", "1", "--prune", "percent:0.5",
+             "--no-plots", "--latency-rounds", "1", "--seed", "3"]
+    protocol.main([synthetic_h5, str(tmp_path / "protocol"), *flags])
+    r = run_script("protocol.py", synthetic_h5, str(tmp_path / "by_hand"), *flags, "--dry-run")
+    assert r.returncode == 0, r.stderr
+    commands = [shlex.split(line) for line in r.stdout.splitlines()]
+    assert [c[:2] for c in commands] == [["python", "mainpro_FER.py"], ["python", "prune_vgg.py"],
+                                         ["python", "fer_vgg_prune.py"], ["python", "mainpro_FER.py"]]
+    for c in commands:
+        done = run_script(*c[1:])
+        assert done.returncode == 0, done.stderr[-2000:]
+    for run in ("VGG11_sr", "VGG11_sr_pruned0.5r8", "VGG11"):
+        auto, hand = (json.loads((tmp_path / d / run / "summary.json").read_text())["honest"]
+                      for d in ("protocol", "by_hand"))
+        assert auto == hand and "PrivateTest" in auto, run
+
+
+def test_readme_slimming_commands_are_the_protocols():
+    """README's by-hand slimming block is what `protocol.py --dry-run` prints for the command above it."""
+    readme = open(os.path.join(ROOT, "README.md")).read()
+    block = readme.split("<!-- protocol.py data/data.h5 runs/slim --prune percent:0.5 --dry-run -->\n```bash\n")[1]
+    block = block.split("```")[0]
+    r = run_script("protocol.py", "data/data.h5", "runs/slim", "--prune", "percent:0.5", "--dry-run")
+    assert r.returncode == 0 and r.stdout.split() == [t for t in block.split() if t != "\\"], r.stdout
 
 
 def test_sparsity_sweep_reads_privatetest_only_in_final(synthetic_h5, tmp_path):

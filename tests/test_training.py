@@ -339,15 +339,15 @@ def test_amp_auto_follows_the_cpus_bf16(monkeypatch, amx, avx, expect):
     """--amp auto on a CPU: bf16 autocast + channels_last only with native bf16 (AMX or AVX512-BF16)."""
     flags = {"_is_amx_tile_supported": amx, "_is_avx512_bf16_supported": avx}
     monkeypatch.setattr(inference, "_cpu_flag", lambda probe, flag: flags[probe])
-    args = argparse.Namespace(amp="auto", channels_last=False)
-    line = inference.resolve_precision(args, torch.device("cpu"))
-    assert (args.amp, args.channels_last) == expect
-    assert ("AMX" if amx else "AVX512-BF16" if avx else "no native bf16") in args.precision_why
+    p = inference.resolve_precision("auto", False, torch.device("cpu"))
+    assert (p["amp"], p["channels_last"]) == expect
+    assert ("AMX" if amx else "AVX512-BF16" if avx else "no native bf16") in p["precision_why"]
+    line = inference.describe_precision(p)
     assert line.startswith("precision: " + ("bf16 autocast + channels_last" if expect[0] == "bf16" else "fp32"))
-    # a typed setting is kept as it is
-    typed = argparse.Namespace(amp="none", channels_last=False)
-    inference.resolve_precision(typed, torch.device("cpu"))
-    assert (typed.amp, typed.channels_last, typed.precision_why) == ("none", False, "--amp none")
+    # a typed setting is kept as it is; a resumed run keeps its saved reason
+    assert inference.resolve_precision("none", False, torch.device("cpu")) == {
+        "amp": "none", "channels_last": False, "precision_why": "--amp none"}
+    assert inference.resolve_precision("bf16", True, torch.device("cpu"), "auto: saved")["precision_why"] == "auto: saved"
 
 
 def test_run_records_its_precision_and_later_scoring_uses_it(synthetic_h5, tmp_path, monkeypatch):
