@@ -86,7 +86,7 @@ def parse_folds(text):
 
 
 def out_root(args):
-    return args.out or os.path.join("checkpoints", f"CK+_{args.model}", args.protocol)
+    return args.out or config.default_out("CK+", args.model, args.protocol)
 
 
 def train_fold(data, record, fold, args, log=print):

@@ -90,6 +90,12 @@ def build_model_from_args(args, num_classes):
     return models.build_model(args.model, cfg=cfg, num_classes=num_classes, **model_args)
 
 
+def default_out(dataset, arch, protocol=None):
+    """Where a training script writes without --out, and where the plotting scripts look for it:
+    checkpoints/<DATASET>_<MODEL> (FER2013, FER2013+, ...), CK+ with one folder per fold protocol."""
+    return os.path.join("checkpoints", f"{dataset}_{arch}", *([protocol] if protocol else []))
+
+
 def add_train_args(ap, recipes, default_recipe, out_default="checkpoints/<DATASET>_<MODEL>"):
     """The flags every training script shares (see README, 'Training on FER2013')."""
     ap.add_argument("--data", metavar="FILE", help="HDF5 data file (default: the script's own)")

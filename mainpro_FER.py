@@ -10,7 +10,6 @@ epoch. Outputs go to checkpoints/<DATASET>_<MODEL>/ (best.pth, last.pth, metrics
 config.json, summary.json).
 """
 import argparse
-import os
 
 import config
 import engine
@@ -38,7 +37,7 @@ def main(argv=None):
     arch = config.canonical_model(args)
     try:
         data = H5Dataset(args.data or DEFAULT_FER, kind="FER")
-        out = args.out or os.path.join("checkpoints", f"{data.name}_{arch}")
+        out = args.out or config.default_out(data.name, arch)
         args = config.resolve_args(args, RECIPES, out, data=data.path)  # on --resume the run's own file wins
         if not config.same_file(args.data, data.path):
             data = H5Dataset(args.data, kind="FER")

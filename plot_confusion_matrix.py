@@ -32,7 +32,7 @@ def fer_predictions(args):
     path = args.checkpoint
     if not path:  # the training script's default folder, named after the data set (FER2013, FER2013+, ...)
         name = H5Dataset(args.data or DEFAULT_FER).name
-        path = os.path.join("checkpoints", f"{name}_{models.canonical_name(args.model)}", "best.pth")
+        path = os.path.join(config.default_out(name, models.canonical_name(args.model)), "best.pth")
     ck = load_checkpoint(path)
     data = data_of(ck, args.data)
     check_classes(ck["class_names"], path, data.class_names, data.path)
@@ -53,7 +53,7 @@ def ck_predictions(args):
     import models
     from ckplus import N_FOLDS
     from preprocess_ckplus import CK_CLASSES
-    root = args.checkpoint or os.path.join("checkpoints", f"CK+_{models.canonical_name(args.model)}", args.protocol)
+    root = args.checkpoint or config.default_out("CK+", models.canonical_name(args.model), args.protocol)
     y, p = [], []
     for k in range(1, N_FOLDS + 1):
         f = os.path.join(root, f"fold{k}", "predictions.csv")
