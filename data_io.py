@@ -18,6 +18,9 @@ import tempfile
 
 import numpy as np
 
+# what preprocess_fer2013.py writes and every FER2013 script reads by default
+DEFAULT_FER = "data/data.h5"
+
 FER_CLASSES = ["Angry", "Disgust", "Fear", "Happy", "Sad", "Surprise", "Neutral"]
 FERPLUS_CLASSES = ["Neutral", "Happiness", "Surprise", "Sadness", "Anger", "Disgust", "Fear", "Contempt"]
 FER_SPLITS = ("Training", "PublicTest", "PrivateTest")

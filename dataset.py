@@ -11,9 +11,8 @@ import h5py
 import numpy as np
 import torch
 
-from data_io import DataError, read_meta
+from data_io import DEFAULT_FER, DataError, read_meta  # noqa: F401 (DEFAULT_FER: the scripts import it from here)
 
-DEFAULT_FER = "data/data.h5"  # what preprocess_fer2013.py writes and every FER2013 script reads by default
 
 HINTS = {
     "FER": "run `python preprocess_fer2013.py` (needs data/fer2013.csv), or "

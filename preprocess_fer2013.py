@@ -25,7 +25,7 @@ from concurrent.futures import ThreadPoolExecutor
 import h5py
 import numpy as np
 
-from data_io import (FER_CLASSES, FER_SPLITS, FERPLUS_CLASSES, DataError, atomic_output, cli_error,
+from data_io import (DEFAULT_FER, FER_CLASSES, FER_SPLITS, FERPLUS_CLASSES, DataError, atomic_output, cli_error,
                      duplicate_summary, format_duplicates, row_digests, synthetic_faces, write_meta)
 from faces import read_face48
 
@@ -590,7 +590,7 @@ def main(argv=None):
             counts = write_synthetic(out, args.synthetic, args.seed)
             print(f"SYNTHETIC data (drawn faces, not FER2013): {counts} -> {out}")
             return
-        out = args.out or (FOLDERS_H5 if args.images else "data/data.h5")
+        out = args.out or (FOLDERS_H5 if args.images else DEFAULT_FER)
         if args.images:
             if args.ferplus:
                 raise DataError("--ferplus: FER+ labels are row-aligned with fer2013.csv, not with --images folders")

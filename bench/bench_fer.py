@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from common import ROOT, machine, now, record, run_measured
+from common import DATA, ROOT, machine, now, record, run_measured
 
 import config  # noqa: E402  (path set up by common)
 import engine
@@ -159,7 +159,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--csv", default=os.path.join(ROOT, "data", "fer2013.csv"), metavar="PATH",
                     help="Kaggle fer2013.csv for the parsing benchmark (default: data/fer2013.csv)")
-    ap.add_argument("--data", default=os.path.join(ROOT, "data", "data.h5"), metavar="FILE",
+    ap.add_argument("--data", default=DATA, metavar="FILE",
                     help="FER2013 HDF5 for the GPU epoch timing (default: data/data.h5)")
     ap.add_argument("--width", type=float, default=1.0, metavar="W",
                     help="channel width of the models in the throughput table (default: 1.0)")

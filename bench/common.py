@@ -13,11 +13,14 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
 import config  # noqa: E402
+from data_io import DEFAULT_FER  # noqa: E402
 import engine  # noqa: E402
 import inference  # noqa: E402
 import models  # noqa: E402
 from dataset import H5Dataset  # noqa: E402
 from utils import load_checkpoint, pick_device  # noqa: E402
+
+DATA = os.path.join(ROOT, DEFAULT_FER)  # the benchmarks' default --data
 
 
 def machine():

@@ -17,7 +17,7 @@ import json
 import os
 import statistics
 
-from common import ROOT, machine, record
+from common import DATA, machine, record
 
 import mainpro_FER  # noqa: E402
 
@@ -77,7 +77,7 @@ def table(args, names, seeds):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--data", default=os.path.join(ROOT, "data", "data.h5"), metavar="FILE",
+    ap.add_argument("--data", default=DATA, metavar="FILE",
                     help="FER2013 h5 (default: data/data.h5)")
     ap.add_argument("--out", required=True, metavar="DIR", help="run folders (keep it outside the checkout)")
     ap.add_argument("--width", type=float, default=0.25, metavar="W", help="(default: 0.25)")

@@ -15,7 +15,7 @@ import argparse
 import json
 import os
 
-from common import ROOT, machine, private_test_scores, record
+from common import DATA, ROOT, machine, private_test_scores, record
 
 import config  # noqa: E402
 import inference  # noqa: E402
@@ -98,7 +98,7 @@ def private_table(args, values):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--data", default=os.path.join(ROOT, "data", "data.h5"), metavar="FILE",
+    ap.add_argument("--data", default=DATA, metavar="FILE",
                     help="FER2013 h5 (default: data/data.h5)")
     ap.add_argument("--out", default=os.path.join(ROOT, "bench", "out", "sparsity"), metavar="DIR",
                     help="(default: bench/out/sparsity)")

@@ -16,7 +16,7 @@ import argparse
 import json
 import os
 
-from common import ROOT, cpu_flags, machine, record
+from common import DATA, ROOT, cpu_flags, machine, record
 
 import mainpro_FER  # noqa: E402
 from utils import read_metrics  # noqa: E402
@@ -86,7 +86,7 @@ def table(out, seed, width):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--data", default=os.path.join(ROOT, "data", "data.h5"), metavar="FILE",
+    ap.add_argument("--data", default=DATA, metavar="FILE",
                     help="FER2013 h5 (default: data/data.h5)")
     ap.add_argument("--out", default=os.path.join(ROOT, "bench", "out", "tta"), metavar="DIR",
                     help="run folders (default: bench/out/tta)")

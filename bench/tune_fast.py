@@ -16,7 +16,7 @@ import json
 import os
 import statistics
 
-from common import ROOT, machine, private_test_scores, record
+from common import DATA, ROOT, machine, private_test_scores, record
 
 import mainpro_FER  # noqa: E402
 from utils import read_metrics, wall_seconds  # noqa: E402
@@ -83,7 +83,7 @@ def private_table(args, names):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--data", default=os.path.join(ROOT, "data", "data.h5"), metavar="FILE",
+    ap.add_argument("--data", default=DATA, metavar="FILE",
                     help="FER2013 h5 (default: data/data.h5)")
     ap.add_argument("--out", default=os.path.join(ROOT, "bench", "out", "tune"), metavar="DIR",
                     help="(default: bench/out/tune)")
