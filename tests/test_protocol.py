@@ -91,6 +91,24 @@ def test_protocol_commands_typed_by_hand_make_the_same_runs(synthetic_h5, tmp_pa
         assert auto == hand and "PrivateTest" in auto, run
 
 
+@pytest.mark.skipif(shutil.which("bash") is None, reason="needs bash")
+def test_slim_protocol_sh_passes_only_the_knobs_that_are_set():
+    """The launcher: unset knobs take protocol.py's defaults; MACS_TARGETS without PERCENTS adds to the default
+    threshold rules, PERCENTS="" removes them; EXTRA reaches every training command."""
+    def commands(**env):
+        r = subprocess.run(["bash", os.path.join(ROOT, "slim_protocol.sh"), "d.h5", "out", "--dry-run"],
+                           env=dict(os.environ, PYTHON=sys.executable, **env), capture_output=True, text=True)
+        assert r.returncode == 0, r.stderr
+        return r.stdout
+    plain = commands()
+    assert plain == run_script("protocol.py", "d.h5", "out", "--dry-run").stdout
+    both = commands(MACS_TARGETS="0.5")
+    assert all(f in both for f in ("--percent 0.5", "--percent 0.7", "--target-macs 0.5", "out/VGG19_sr_m0.5r8"))
+    only = commands(PERCENTS="", MACS_TARGETS="0.47", ROUND_TO="1", FT_EPOCHS="20", BASELINE="0", EXTRA="--amp none")
+    assert "--percent" not in only and "--target-macs 0.47 --round-to 1" in only and "out/VGG19_sr_m0.47 " in only
+    assert "--epochs 20" in only and "--out out/VGG19\n" not in only and only.count("--amp none") == 2
+
+
 def test_readme_slimming_commands_are_the_protocols():
     """README's by-hand slimming block is what `protocol.py --dry-run` prints for the command above it."""
     readme = open(os.path.join(ROOT, "README.md")).read()
