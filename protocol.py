@@ -41,8 +41,6 @@ import fer_vgg_prune
 import inference
 import mainpro_FER
 import models
-import plot_confusion_matrix
-import plot_curves
 import preprocess_fer2013
 import prune
 import prune_resnet
@@ -54,8 +52,7 @@ from utils import face_latency_fn, interleaved_latency_ms, load_checkpoint, pick
 
 # the scripts a stage runs, by the name a user types
 SCRIPTS = {"mainpro_FER.py": mainpro_FER.main, "prune_vgg.py": prune_vgg.main, "prune_resnet.py": prune_resnet.main,
-           "fer_vgg_prune.py": fer_vgg_prune.main, "plot_curves.py": plot_curves.main,
-           "plot_confusion_matrix.py": plot_confusion_matrix.main}
+           "fer_vgg_prune.py": fer_vgg_prune.main}
 
 
 @dataclass
@@ -228,6 +225,9 @@ def stale(out, path):
 
 
 def figures(data, out, s):
+    # imported here: matplotlib and scikit-learn double the start-up time of a protocol that draws nothing
+    import plot_confusion_matrix
+    import plot_curves
     print("== figures: training curves, pruning comparison with the |gamma| histogram, confusion matrices")
     for arch in s.archs:
         parent = parent_dir(out, arch, s)

@@ -73,7 +73,7 @@ if has CK; then
 fi
 
 say "FER2013: unpack and preprocess $SRC"
-if ! ./slim_protocol.sh "$SRC" "$WORK" --data-only > "$WORK/preprocess.log" 2>&1; then
+if [[ "$SRC" != *.h5 ]] && ! ./slim_protocol.sh "$SRC" "$WORK" --data-only > "$WORK/preprocess.log" 2>&1; then
   say "preprocessing failed:"; tail -n 5 "$WORK/preprocess.log"
 else
   data="$WORK/data.h5"; [[ "$SRC" == *.h5 ]] && data="$SRC"
@@ -104,7 +104,7 @@ while :; do
     break
   fi
   [ $((now - last_snap)) -ge 30 ] && { snapshot; last_snap=$now; }
-  sleep 5
+  sleep 2
 done
 for n in "${!pid[@]}"; do
   wait "${pid[$n]}" 2> /dev/null; rc=$?

@@ -14,8 +14,8 @@ SRC=${1:?usage: bench/gpu_run.sh FER_SOURCE OUT_DIR}
 OUT=${2:?usage: bench/gpu_run.sh FER_SOURCE OUT_DIR}
 export ARCHS=${ARCHS:-VGG19 Resnet18} WIDTH=${WIDTH:-1.0} RECIPE=${RECIPE:-fast} EPOCHS=${EPOCHS:-40}
 export FT_EPOCHS=${FT_EPOCHS:-15} EVAL_EVERY=${EVAL_EVERY:-1} EXTRA=${EXTRA:---channels-last --test-curves}
-./slim_protocol.sh "$SRC" "$OUT" --data-only
 if [ -z "${SKIP_BENCH:-}" ] && [ ! -f "$OUT/bench_fer.md" ]; then
+  ./slim_protocol.sh "$SRC" "$OUT" --data-only  # bench_fer needs the HDF5 before the protocol makes it
   echo "== bench_fer (epoch and evaluation timing)" | tee -a "$OUT/progress.log"
   ${PYTHON:-python3} bench/bench_fer.py --csv /nonexistent --data "$OUT/data.h5" > "$OUT/bench_fer.md.tmp"
   mv "$OUT/bench_fer.md.tmp" "$OUT/bench_fer.md"

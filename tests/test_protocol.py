@@ -241,7 +241,7 @@ def test_gpu_lease_runs_every_lane_and_keeps_its_deadline(synthetic_h5, tmp_path
     # a budget that ends mid-training: lanes stopped, the script still ends cleanly with a snapshot
     env.update(FER_MORE="--epochs 200", OTHER_LANES="", SEEDS="2", TAIL="0")
     t0 = time.time()
-    r = subprocess.run(["bash", script, synthetic_h5, str(ck), str(work), str(res), "25"], env=env,
+    r = subprocess.run(["bash", script, synthetic_h5, str(ck), str(work), str(res), "18"], env=env,
                        capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr[-2000:]
     assert time.time() - t0 < 120
