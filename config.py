@@ -52,9 +52,8 @@ CPU_120_FER = dict(CPU_LEAN_FER, epochs=120)
 # Nesterov momentum; every slimmed row of BENCHMARKS.md fine-tuned this way (10 epochs, or 20 where
 # the row says so). The original fork's fine-tuning (60 epochs from lr 0.01, no smoothing) stays
 # as fer_vgg_prune.py --recipe finetune-published.
-SLIM_FINETUNE = dict(PUBLISHED_FER, epochs=10, lr=0.02, schedule="cosine", warmup=0, label_smoothing=0.1,
-                     nesterov=True)
 FINETUNE_PUBLISHED = dict(PUBLISHED_FER, epochs=60, lr=0.01, schedule="cosine", warmup=0)
+SLIM_FINETUNE = dict(FINETUNE_PUBLISHED, epochs=10, lr=0.02, label_smoothing=0.1, nesterov=True)
 # Flags a resumed run may change; everything else comes back from the saved config.
 RESUME_OVERRIDABLE = ("epochs", "device", "eval_every", "compile", "resume", "amp", "eval_bs", "test_curves")
 

@@ -108,9 +108,7 @@ def main(argv=None, family="VGG", doc=""):
         print(text)
         print(f"wrote {os.path.join(save, 'pruned.pth')}, prune_report.json, prune_report.txt")
         return report
-    except DataError as e:
-        cli_error(str(e))
-    except ValueError as e:
+    except (DataError, ValueError) as e:  # bad input: one line, nothing written
         cli_error(str(e))
 
 
