@@ -204,20 +204,28 @@ def test_estimate_time_prints_minutes_measured_here(synthetic_h5):
     assert r.returncode == 2 and r.stderr.strip().count("\n") == 0
 
 
-@pytest.mark.skipif(shutil.which("bash") is None or shutil.which("setsid") is None, reason="needs bash and setsid")
-def test_gpu_lease_runs_every_lane_and_keeps_its_deadline(synthetic_h5, tmp_path):
-    """bench/gpu_lease.sh, tiny and on the CPU: a lease is too scarce to find a broken lane on it.
-    Two seeds (seed 1 in its own folder), every lane's result in results.tar.gz, the table; then a
-    deadline that falls mid-training stops the lanes and still returns the snapshot."""
-    import tarfile
+LEASE_ENV = dict(WIDTH="0.0625", FT_EPOCHS="1", FER_MORE="--epochs 2", CK_MORE="--epochs 1 --folds 1", SEEDS="0 1",
+                 SKIP_BENCH="1", OMP_NUM_THREADS="1", EXTRA="--amp none --test-curves",
+                 OTHER_LANES="Resnet18 CK Published", PUB_EVAL_EVERY="2")
+
+
+def lease_setup(tmp_path):
+    """gpu_lease.sh's script path, a tiny CK+ HDF5 and the tiny lanes' environment."""
     from test_ckplus import make_ck_folder
     import preprocess_ckplus
     ck = tmp_path / "CK_data.h5"
     preprocess_ckplus.convert(str(make_ck_folder(tmp_path / "CK+48")), str(ck))
-    script = os.path.join(ROOT, "bench", "gpu_lease.sh")
-    env = dict(os.environ, PYTHON=sys.executable, WIDTH="0.0625", FT_EPOCHS="1", FER_MORE="--epochs 2",
-               CK_MORE="--epochs 1 --folds 1", SEEDS="0 1", SKIP_BENCH="1", OMP_NUM_THREADS="1",
-               EXTRA="--amp none --test-curves", OTHER_LANES="Resnet18 CK Published", PUB_EVAL_EVERY="2")
+    env = dict(os.environ, PYTHON=sys.executable, **LEASE_ENV)
+    return os.path.join(ROOT, "bench", "gpu_lease.sh"), ck, env
+
+
+# two tests, not one: each starts several Python processes, and apart xdist can give them a worker each
+@pytest.mark.skipif(shutil.which("bash") is None or shutil.which("setsid") is None, reason="needs bash and setsid")
+def test_gpu_lease_runs_every_lane(synthetic_h5, tmp_path):
+    """bench/gpu_lease.sh, tiny and on the CPU: a lease is too scarce to find a broken lane on it.
+    Two seeds (seed 1 in its own folder), every lane's result in results.tar.gz, the table."""
+    import tarfile
+    script, ck, env = lease_setup(tmp_path)
     work, res = tmp_path / "work", tmp_path / "res"
     r = subprocess.run(["bash", script, synthetic_h5, str(ck), str(work), str(res), "600"], env=env,
                        capture_output=True, text=True, timeout=900)
@@ -238,7 +246,14 @@ def test_gpu_lease_runs_every_lane_and_keeps_its_deadline(synthetic_h5, tmp_path
     pub = json.loads((work / "VGG19_published" / "config.json").read_text())["args"]
     assert pub["recipe"] == "published" and pub["eval_every"] == 2 and pub["test_curves"] and pub["epochs"] == 2
     assert "PrivateTest" in json.loads((work / "VGG19_published" / "summary.json").read_text())["test_selected_max"]
-    # a budget that ends mid-training: lanes stopped, the script still ends cleanly with a snapshot
+
+
+@pytest.mark.skipif(shutil.which("bash") is None or shutil.which("setsid") is None, reason="needs bash and setsid")
+def test_gpu_lease_deadline_stops_the_lanes_and_returns_the_snapshot(synthetic_h5, tmp_path):
+    """A budget that ends mid-training: lanes stopped, the script still ends cleanly with a snapshot."""
+    import tarfile
+    script, ck, env = lease_setup(tmp_path)
+    work, res = tmp_path / "work", tmp_path / "res"
     env.update(FER_MORE="--epochs 200", OTHER_LANES="", SEEDS="2", TAIL="0")
     t0 = time.time()
     r = subprocess.run(["bash", script, synthetic_h5, str(ck), str(work), str(res), "18"], env=env,
