@@ -31,9 +31,63 @@ def pytest_collection_modifyitems(config, items):
     items.sort(key=lambda item: rank.get(getattr(item, "originalname", item.name), len(LONG_FIRST)))
 
 
-def run_script(*args, cwd=ROOT, timeout=600):
-    """Run one of the repo's scripts as a user would; returns CompletedProcess."""
-    return subprocess.run([sys.executable, *args], cwd=cwd, capture_output=True, text=True, timeout=timeout)
+def run_script(*args, cwd=ROOT, timeout=600, fresh=False):
+    """Run one of the repo's scripts as a user would (``python SCRIPT ARGS`` in ``cwd``); returns a
+    CompletedProcess with its exit status, stdout and stderr.
+
+    The repo's own .py scripts run in this process: as ``__main__`` (runpy), with the ``sys.argv``,
+    working directory, ``sys.path[0]`` and exit status a fresh interpreter would give them, their
+    warnings and uncaught tracebacks written to the captured stderr as Python would print them. A new
+    interpreter costs about 2 s of CPU here, nearly all of it importing torch, and the suite runs
+    scripts many dozens of times. ``fresh=True`` (and any file outside the repo, any non-.py
+    argument) starts a real process: for what only a process shows (C-level output, spawned children
+    that re-import ``__main__``, a timeout)."""
+    script = os.path.join(cwd, args[0])
+    inside = os.path.realpath(script).startswith(ROOT + os.sep) and script.endswith(".py")
+    if fresh or not inside:
+        return subprocess.run([sys.executable, *args], cwd=cwd, capture_output=True, text=True, timeout=timeout)
+    return _run_in_process(os.path.realpath(script), [str(a) for a in args], cwd)
+
+
+def _run_in_process(script, argv, cwd):
+    import contextlib
+    import io
+    import runpy
+    import traceback
+    import warnings
+    import torch
+    out, err = io.StringIO(), io.StringIO()
+    saved = (os.getcwd(), list(sys.path), sys.argv, torch.get_num_threads(), torch.get_default_dtype(),
+             torch.are_deterministic_algorithms_enabled())
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        err.write(warnings.formatwarning(message, category, filename, lineno, line))
+    code = 0
+    try:
+        os.chdir(cwd)
+        sys.argv, sys.path[0:0] = argv, [os.path.dirname(script)]
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err), warnings.catch_warnings():
+            warnings.resetwarnings()  # Python's own defaults, not pytest's capture
+            warnings.simplefilter("default")
+            warnings.showwarning = show
+            try:
+                runpy.run_path(script, run_name="__main__")
+            except SystemExit as e:  # what the interpreter does with each kind of exit value
+                if e.code is None or isinstance(e.code, int):
+                    code = e.code or 0
+                else:
+                    err.write(f"{e.code}\n")
+                    code = 1
+            except BaseException:  # noqa: BLE001 - an uncaught error: a traceback and status 1
+                err.write(traceback.format_exc())
+                code = 1
+    finally:
+        os.chdir(saved[0])
+        sys.path[:], sys.argv = saved[1], saved[2]
+        torch.set_num_threads(saved[3])
+        torch.set_default_dtype(saved[4])
+        torch.use_deterministic_algorithms(saved[5])
+    return subprocess.CompletedProcess(argv, code, out.getvalue(), err.getvalue())
 
 
 def fer_rows(n=30, seed=0):
@@ -58,6 +112,15 @@ def synthetic_h5(tmp_path_factory):
     import preprocess_fer2013
     path = tmp_path_factory.mktemp("synth") / "synthetic.h5"
     preprocess_fer2013.write_synthetic(str(path), 1400, seed=0)
+    return str(path)
+
+
+@pytest.fixture(scope="session")
+def small_synthetic_h5(tmp_path_factory):
+    """A third of synthetic_h5 (480 faces): for the tests that only check plumbing across many processes."""
+    import preprocess_fer2013
+    path = tmp_path_factory.mktemp("synth_small") / "synthetic.h5"
+    preprocess_fer2013.write_synthetic(str(path), 480, seed=0)
     return str(path)
 
 

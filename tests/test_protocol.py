@@ -221,13 +221,13 @@ def lease_setup(tmp_path):
 
 # two tests, not one: each starts several Python processes, and apart xdist can give them a worker each
 @pytest.mark.skipif(shutil.which("bash") is None or shutil.which("setsid") is None, reason="needs bash and setsid")
-def test_gpu_lease_runs_every_lane(synthetic_h5, tmp_path):
+def test_gpu_lease_runs_every_lane(small_synthetic_h5, tmp_path):
     """bench/gpu_lease.sh, tiny and on the CPU: a lease is too scarce to find a broken lane on it.
     Two seeds (seed 1 in its own folder), every lane's result in results.tar.gz, the table."""
     import tarfile
     script, ck, env = lease_setup(tmp_path)
     work, res = tmp_path / "work", tmp_path / "res"
-    r = subprocess.run(["bash", script, synthetic_h5, str(ck), str(work), str(res), "600"], env=env,
+    r = subprocess.run(["bash", script, small_synthetic_h5, str(ck), str(work), str(res), "600"], env=env,
                        capture_output=True, text=True, timeout=900)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-2000:]
     with tarfile.open(res / "results.tar.gz") as t:
@@ -249,14 +249,14 @@ def test_gpu_lease_runs_every_lane(synthetic_h5, tmp_path):
 
 
 @pytest.mark.skipif(shutil.which("bash") is None or shutil.which("setsid") is None, reason="needs bash and setsid")
-def test_gpu_lease_deadline_stops_the_lanes_and_returns_the_snapshot(synthetic_h5, tmp_path):
+def test_gpu_lease_deadline_stops_the_lanes_and_returns_the_snapshot(small_synthetic_h5, tmp_path):
     """A budget that ends mid-training: lanes stopped, the script still ends cleanly with a snapshot."""
     import tarfile
     script, ck, env = lease_setup(tmp_path)
     work, res = tmp_path / "work", tmp_path / "res"
     env.update(FER_MORE="--epochs 200", OTHER_LANES="", SEEDS="2", TAIL="0")
     t0 = time.time()
-    r = subprocess.run(["bash", script, synthetic_h5, str(ck), str(work), str(res), "18"], env=env,
+    r = subprocess.run(["bash", script, small_synthetic_h5, str(ck), str(work), str(res), "18"], env=env,
                        capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr[-2000:]
     assert time.time() - t0 < 120
