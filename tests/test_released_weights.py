@@ -8,7 +8,7 @@ import torch
 
 import inference
 import models
-from conftest import ROOT
+from conftest import ROOT, run_script
 from utils import load_checkpoint
 
 WEIGHTS = os.path.join(ROOT, "weights", "fer2013_vgg19_slim.pth")
@@ -50,10 +50,8 @@ def test_released_int8_onnx_reproduces_reference_outputs():
 def test_predict_works_out_of_the_box(tmp_path):
     from test_predict_export import photo
     from PIL import Image
-    import subprocess
     Image.fromarray(photo()).save(tmp_path / "p.png")
-    r = subprocess.run([sys.executable, "predict.py", str(tmp_path / "p.png"), "--json", "--out", str(tmp_path)],
-                       cwd=ROOT, capture_output=True, text=True, timeout=300)
+    r = run_script("predict.py", str(tmp_path / "p.png"), "--json", "--out", str(tmp_path))
     assert r.returncode == 0, r.stderr
     rec = json.loads(r.stdout.splitlines()[0])
     assert rec["label"] in load_checkpoint(WEIGHTS)["class_names"]
@@ -68,7 +66,6 @@ def test_released_weights_call_real_happy_faces_happy(real_fer_h5, tmp_path, run
         pytest.skip("no released int8 ONNX in weights/")
     extra = ["--onnx", INT8] if runtime == "int8 onnx" else []
     from PIL import Image
-    import subprocess
     from dataset import H5Dataset
     x, y = H5Dataset(real_fer_h5).arrays("PrivateTest")
     happy = x[y == 3][:20]
@@ -76,8 +73,7 @@ def test_released_weights_call_real_happy_faces_happy(real_fer_h5, tmp_path, run
     for i, face in enumerate(happy):
         files.append(str(tmp_path / f"happy{i}.png"))
         Image.fromarray(face).save(files[-1])
-    r = subprocess.run([sys.executable, "predict.py", *files, "--no-detect", "--json", "--no-figures", *extra],
-                       cwd=ROOT, capture_output=True, text=True, timeout=300)
+    r = run_script("predict.py", *files, "--no-detect", "--json", "--no-figures", *extra)
     assert r.returncode == 0, r.stderr
     labels = [json.loads(l)["label"] for l in r.stdout.splitlines()]
     assert len(labels) == 20 and labels.count("Happy") >= 16, labels
