@@ -138,6 +138,12 @@ def format_report(r):
     if len(g):
         lines.append(f"\n|gamma| of the {len(g)} prunable channels: median {g.median().item():.3g}; "
                      f"{(g < 1e-2).float().mean().item():.1%} below 0.01, {(g < 1e-3).float().mean().item():.1%} below 0.001")
+        if (g < 1e-2).float().mean().item() < 0.01 and r["percent"] >= 0.1:
+            # what the failed cpu-120 slimming looked like: scales that never met a real L1 pull rank nothing
+            lines.append(f"warning: {r['percent']:.0%} of the channels removed but no scale is near zero: the parent "
+                         "trained without --sr or with too weak an s (a long schedule's --s auto), so |gamma| does not "
+                         "say which channels it can lose; expect a large drop (BENCHMARKS.md, \"Slimming cpu-120 "
+                         "parents\")")
     lines.append(f"\nmasked model vs compact model: max |output difference| {r['max_abs_diff_masked_vs_compact']:.2e}")
     lines.append("MACs = multiply-accumulates per 44x44 image (FLOPs = 2x MACs)")
     return "\n".join(lines) + "\n"
