@@ -67,8 +67,11 @@ def _run_in_process(script, argv, cwd):
         os.chdir(cwd)
         sys.argv, sys.path[0:0] = argv, [os.path.dirname(script)]
         with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err), warnings.catch_warnings():
-            warnings.resetwarnings()  # Python's own defaults, not pytest's capture
-            warnings.simplefilter("default")
+            # a fresh interpreter's filters (not pytest's capture): what a user would see on stderr
+            warnings.resetwarnings()
+            for category in (ResourceWarning, ImportWarning, PendingDeprecationWarning, DeprecationWarning):
+                warnings.filterwarnings("ignore", category=category)
+            warnings.filterwarnings("default", category=DeprecationWarning, module="__main__")
             warnings.showwarning = show
             try:
                 runpy.run_path(script, run_name="__main__")
