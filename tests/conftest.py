@@ -81,7 +81,7 @@ def _run_in_process(script, argv, cwd):
                 else:
                     err.write(f"{e.code}\n")
                     code = 1
-            except BaseException:  # noqa: BLE001 - an uncaught error: a traceback and status 1
+            except Exception:  # an uncaught error: a traceback and status 1 (Ctrl-C still stops the suite)
                 err.write(traceback.format_exc())
                 code = 1
     finally:
