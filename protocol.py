@@ -67,7 +67,7 @@ class Settings:
     prune: list = field(default_factory=lambda: [("percent", 0.5), ("percent", 0.7)])  # (prune.RULES key, value)
     round_to: int = 8
     sr_cost: str = "uniform"
-    s_zero_at: float = None  # None: mainpro_FER.py's (0.5)
+    s_zero_at: float = None  # None: the recipe's (mainpro_FER.py: 0.5; cpu-120: 0.2)
     ft_epochs: int = None  # None: fer_vgg_prune.py's `slim` recipe (10)
     ft_lr: float = None  # None: the same recipe's (0.02)
     kd: bool = True
@@ -434,7 +434,7 @@ def build_parser():
     ap.add_argument("--round-to", type=int, default=d.round_to, metavar="N",
                     help=f"channels kept in multiples of N (default: {d.round_to}; the recorded threshold rows used 1)")
     ap.add_argument("--sr-cost", default=d.sr_cost, choices=("uniform", "macs"), help=f"(default: {d.sr_cost})")
-    ap.add_argument("--s-zero-at", type=float, metavar="F", help="(default: mainpro_FER.py's, 0.5)")
+    ap.add_argument("--s-zero-at", type=float, metavar="F", help="(default: the recipe's: 0.5; cpu-120: 0.2)")
     ap.add_argument("--ft-epochs", type=int, metavar="N", help="fine-tuning epochs (default: fer_vgg_prune.py's, 10)")
     ap.add_argument("--ft-lr", type=float, metavar="LR", help="fine-tuning lr (default: fer_vgg_prune.py's, 0.02)")
     ap.add_argument("--no-kd", dest="kd", action="store_false", help="fine-tune without distilling from the parent")

@@ -244,6 +244,28 @@ def test_auto_sparsity_is_capped_where_the_schedule_is_too_short():
     assert given["s"] == 0.5 and given["capped_from"] is None
 
 
+def test_long_recipe_keeps_the_per_step_pull_of_the_short_one(tmp_path):
+    """cpu-120 times its --s auto earlier (0.2 of the run) so its s stays near cpu-lean's: at 0.5 weight
+    decay over 120 epochs does most of the zeroing and the L1 term pulls 12x less per step. A typed
+    --s-zero-at still wins, and the other recipes keep 0.5."""
+    import mainpro_FER
+    steps = 225  # FER2013's Training in batches of 128
+
+    def resolved(*argv):
+        args = config.parse_args(mainpro_FER.build_parser(), ["--sr", *argv])
+        args = config.resolve_args(args, mainpro_FER.RECIPES, str(tmp_path / "run"))
+        plan = prune.sparsity_plan("auto", args.s_zero_at, args.lr, engine.lr_factor(args, steps),
+                                   args.epochs * steps, args.wd, args.momentum)
+        return args.s_zero_at, plan["s"]
+
+    assert resolved("--recipe", "cpu-lean")[0] == resolved("--recipe", "published")[0] == 0.5
+    lean, long, long_half = resolved("--recipe", "cpu-lean"), resolved("--recipe", "cpu-120"), \
+        resolved("--recipe", "cpu-120", "--s-zero-at", "0.5")
+    assert long[0] == 0.2 and long_half[0] == 0.5
+    assert long[1] == pytest.approx(5.81e-4, rel=0.01) and lean[1] == pytest.approx(6.31e-4, rel=0.01)
+    assert long_half[1] == pytest.approx(5.36e-5, rel=0.01)  # the failed first try, still reachable
+
+
 def test_synthetic_sparsity_parent_learns(synthetic_h5, tmp_path):
     """run.sh's demo: the sparsity parent on a short schedule must learn like the parent without
     sparsity. Without the cap (--s-max 1) --s auto picks s ~ 0.45 here and the parent collapses to
