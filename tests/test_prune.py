@@ -69,20 +69,17 @@ def test_layer_table_macs(arch):
     for r, keep in zip(rows, masks):
         assert r["macs_pruned"] <= r["macs"] * int(keep.sum()) / len(keep) + 1e-6
         assert r["median_abs_gamma"] >= 0
-    text = prune_cli.format_report({"arch": arch, "percent": 0.5, "threshold": 0.1, "min_channels": 4, "layers": rows,
-                                "unpruned": {"params": 1, "macs": prune.count_macs(m), "weights_mb": 1.0},
-                                "pruned": {"params": 1, "macs": 1, "weights_mb": 1.0},
-                                "ratios": {"params": 1.0, "macs": 1.0, "weights_mb": 1.0}, "accuracy_10crop": {},
-                                "abs_gamma": [[1.0]], "max_abs_diff_masked_vs_compact": 0.0})
+    base = {"arch": arch, "percent": 0.5, "threshold": 0.1, "min_channels": 4, "layers": rows,
+            "unpruned": {"params": 1, "macs": prune.count_macs(m), "weights_mb": 1.0},
+            "pruned": {"params": 1, "macs": 1, "weights_mb": 1.0},
+            "ratios": {"params": 1.0, "macs": 1.0, "weights_mb": 1.0}, "accuracy_10crop": {},
+            "abs_gamma": [[1.0]], "max_abs_diff_masked_vs_compact": 0.0}
+    text = prune_cli.format_report(base)
     assert "median |gamma|" in text and f"{rows[0]['macs']:,d}" in text
     # half the channels cut from a parent whose scales were never pulled towards zero: the report says so;
     # a sparse parent (a third of its scales near zero) gets no warning
-    base = {"arch": arch, "threshold": 0.1, "min_channels": 4, "layers": rows,
-            "unpruned": {"params": 1, "macs": 1, "weights_mb": 1.0}, "pruned": {"params": 1, "macs": 1, "weights_mb": 1.0},
-            "ratios": {"params": 1.0, "macs": 1.0, "weights_mb": 1.0}, "accuracy_10crop": {},
-            "max_abs_diff_masked_vs_compact": 0.0}
-    dense = prune_cli.format_report({**base, "percent": 0.5, "abs_gamma": [[0.2, 0.3, 0.5] * 10]})
-    sparse = prune_cli.format_report({**base, "percent": 0.5, "abs_gamma": [[0.001, 0.3, 0.5] * 10]})
+    dense = prune_cli.format_report({**base, "abs_gamma": [[0.2, 0.3, 0.5] * 10]})
+    sparse = prune_cli.format_report({**base, "abs_gamma": [[0.001, 0.3, 0.5] * 10]})
     assert "warning: 50% of the channels removed but no scale is near zero" in dense and "warning" not in sparse
 
 
