@@ -17,10 +17,14 @@
 #     CK         CK+ 10 folds, VGG19, subject and legacy folds        -> WORK_DIR/CK+_VGG19/<protocol>
 #     Published  VGG19, the published 250-epoch recipe, seed 0, scored every PUB_EVAL_EVERY (10)
 #                epochs with --test-curves (so the test-selected figure shows beside the honest
-#                one), resumable across leases                        -> WORK_DIR/VGG19_published
+#                one), resumable (--resume)                            -> WORK_DIR/VGG19_published
 # The accuracy study (issue 26) runs the published lane first and alone whenever a GPU is lent,
-# about 600 s of an H200 at 2.4 s per epoch; rerun the same command on the next lease to go on:
-#   SEEDS= OTHER_LANES=Published bench/gpu_lease.sh .devdata/fer2013.med.xz - WORK RES 840
+# about 600 s of an H200 at 2.4 s per epoch plus its evaluations: more than one device command may
+# run (600 s), so two calls, the second at once while the machine is still warm. WORK_DIR in the
+# ignored .devwork/ stays on a warm machine between calls (data.h5 is not made twice, the run resumes
+# from its last.pth); a machine that went back starts over, since last.pth is too big to come home:
+#   SEEDS= OTHER_LANES=Published SKIP_BENCH=1 TAIL=30 \
+#     bench/gpu_lease.sh .devdata/fer2013.med.xz - .devwork/pub "$OUT" 570     # timeout_s 590, twice
 # Measured on an H200 (BENCHMARKS.md): the default lanes in 302 s, SEEDS="1 2" OTHER_LANES= in ~300 s.
 # At SECONDS (default 540) minus TAIL (75) after the start any lane still running is stopped (a
 # stopped run keeps metrics.csv and last.pth; a rerun with --resume continues it); then
