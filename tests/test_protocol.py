@@ -250,7 +250,8 @@ def test_gpu_lease_runs_every_lane(small_synthetic_h5, tmp_path):
 
 @pytest.mark.skipif(shutil.which("bash") is None or shutil.which("setsid") is None, reason="needs bash and setsid")
 def test_gpu_lease_deadline_stops_the_lanes_and_returns_the_snapshot(small_synthetic_h5, tmp_path):
-    """A budget that ends mid-training: lanes stopped, the script still ends cleanly with a snapshot."""
+    """A budget that ends mid-training: lanes stopped, the script still ends cleanly with a snapshot; the
+    same command again (the second call of a lease, on the same machine) resumes the stopped run."""
     import tarfile
     script, ck, env = lease_setup(tmp_path)
     work, res = tmp_path / "work", tmp_path / "res"
@@ -263,6 +264,11 @@ def test_gpu_lease_deadline_stops_the_lanes_and_returns_the_snapshot(small_synth
     assert "deadline: stopping" in (work / "lease.log").read_text()
     with tarfile.open(res / "results.tar.gz") as t:
         assert "./seed2/VGG19/config.json" in t.getnames()
+    assert (work / "seed2" / "VGG19" / "last.pth").exists()  # stays on the machine, never in the snapshot
+    r = subprocess.run(["bash", script, small_synthetic_h5, str(ck), str(work), str(res), "18"], env=env,
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "resumed from" in (work / "lane_VGG19_seed2.log").read_text()
 
 
 def test_length_table_reads_runs_of_several_lengths(synthetic_h5, tmp_path):
