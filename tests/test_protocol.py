@@ -309,3 +309,8 @@ def test_ingredients_are_paired_over_seeds_and_never_read_privatetest(synthetic_
     assert cfg["mix"] == "cutmix" and cfg["seed"] == 1 and cfg["tune"]
     r2 = run_script(*args)
     assert r2.returncode == 0 and "== " not in r2.stdout  # all finished: nothing retrained
+    # the keep threshold from a spread measured over more seeds than the pairs (issue 26: cpu-120 has three)
+    r3 = run_script(*args[:-3], "--spread", "0.24", *args[-3:])
+    assert r3.returncode == 0 and "(0.48 points, from --spread)" in r3.stdout, r3.stderr[-2000:]
+    r4 = run_script(*args[:-3], "--spread", "0")
+    assert r4.returncode == 2 and "--spread 0.0" in r4.stderr.strip().splitlines()[-1]
