@@ -24,7 +24,10 @@
 # ignored .devwork/ stays on a warm machine between calls (data.h5 is not made twice, the run resumes
 # from its last.pth); a machine that went back starts over, since last.pth is too big to come home:
 #   SEEDS= OTHER_LANES=Published SKIP_BENCH=1 TAIL=30 \
-#     bench/gpu_lease.sh .devdata/fer2013.med.xz - .devwork/pub "$OUT" 570     # timeout_s 590, twice
+#     bench/gpu_lease.sh .devdata/fer2013.med.xz - .devwork/pub "$OUT" 570     # timeout_s 590
+# then the same with SECONDS = what `status` leaves minus about 60 s. A 15-minute lease (its start
+# included) may still end short of 250 epochs: the run then stays resumable only on that machine,
+# and metrics.csv (every scored epoch, test curves too) comes home in results.tar.gz.
 # Measured on an H200 (BENCHMARKS.md): the default lanes in 302 s, SEEDS="1 2" OTHER_LANES= in ~300 s.
 # At SECONDS (default 540) minus TAIL (75) after the start any lane still running is stopped (a
 # stopped run keeps metrics.csv and last.pth; a rerun with --resume continues it); then
