@@ -18,7 +18,7 @@ from dataset import DEFAULT_FER, H5Dataset
 from utils import finish_distributed, init_distributed, is_main_process, pick_device, seed_everything
 
 RECIPES = {"published": config.PUBLISHED_FER, "fast": config.FAST_FER, "cpu": config.CPU_FER,
-           "cpu-lean": config.CPU_LEAN_FER, "cpu-120": config.CPU_120_FER}
+           "cpu-lean": config.CPU_LEAN_FER, "cpu-120": config.CPU_120_FER, "cpu-120-erase": config.CPU_120_ERASE_FER}
 
 
 def build_parser():

@@ -452,3 +452,19 @@ def test_ensemble_score_bench_scores_members_and_their_mean(synthetic_h5, tmp_pa
     assert r.returncode == 0, r.stderr[-2000:]
     rows = [ln for ln in r.stdout.splitlines() if ln.startswith("| ") and "network" not in ln]
     assert len(rows) == 3 and rows[-1].startswith("| ensemble of 2 |") and "(1.00x)" in rows[0]
+
+
+def test_erasing_recipe_is_cpu_120_plus_erasing_and_trains_what_the_ingredient_runs_trained(tmp_path):
+    """--recipe cpu-120-erase: cpu-120 with --erase 0.5 and nothing else; its seeds 0 and 1 are the ingredient
+    runs (`--recipe cpu-lean --epochs 120 --erase 0.5`), so those two settings must resolve to the same training."""
+    import mainpro_FER
+
+    def resolved(*argv):
+        args = config.parse_args(mainpro_FER.build_parser(), list(argv))
+        return vars(config.resolve_args(args, mainpro_FER.RECIPES, str(tmp_path / "run")))
+
+    erase, base = resolved("--recipe", "cpu-120-erase"), resolved("--recipe", "cpu-120")
+    assert {k for k in erase if erase[k] != base[k]} == {"recipe", "erase"} and erase["erase"] == 0.5
+    ingredient = resolved("--recipe", "cpu-lean", "--epochs", "120", "--erase", "0.5")
+    # s_zero_at only times the sparsity pull (--sr), which neither run uses
+    assert {k for k in erase if erase[k] != ingredient[k]} == {"recipe", "s_zero_at"} and not erase["sr"]
