@@ -1,5 +1,6 @@
 import argparse
 import csv
+import json
 import os
 import signal
 import subprocess
@@ -468,3 +469,25 @@ def test_erasing_recipe_is_cpu_120_plus_erasing_and_trains_what_the_ingredient_r
     ingredient = resolved("--recipe", "cpu-lean", "--epochs", "120", "--erase", "0.5")
     # s_zero_at only times the sparsity pull (--sr), which neither run uses
     assert {k for k in erase if erase[k] != ingredient[k]} == {"recipe", "s_zero_at"} and not erase["sr"]
+
+
+def test_unseal_scores_a_tune_run_as_the_loop_would_have_and_only_once(synthetic_h5, tmp_path):
+    """bench/unseal.py: a --tune run's PrivateTest, read after the choice, is the figure the same run
+    without --tune logged (same seed, same selected epoch); summary.json gets it, and a second read is refused."""
+    tuned, full = tmp_path / "tuned", tmp_path / "full"
+    for out, extra in ((tuned, ["--tune"]), (full, [])):
+        train(synthetic_h5, out, "--recipe", "cpu-lean", "--epochs", "3", "--select-last", "2", "--amp", "none", *extra)
+    assert "PrivateTest" not in json.loads((tuned / "summary.json").read_text())["honest"]
+    r = run_script("bench/unseal.py", str(tuned), "--device", "cpu")
+    assert r.returncode == 0, r.stderr[-2000:]
+    got = json.loads((tuned / "summary.json").read_text())
+    want = json.loads((full / "summary.json").read_text())["honest"]
+    assert got["honest"]["PublicTest"] == want["PublicTest"]  # the same training and the same choice
+    for k in ("PrivateTest", "PrivateTest_dedup"):
+        assert got["honest"][k] == pytest.approx(want[k], abs=1e-6), k
+    assert got["unsealed"]["epoch"] == got["best_epoch"]
+    r = run_script("bench/unseal.py", str(tuned))
+    assert r.returncode != 0 and "read once" in r.stderr and r.stderr.strip().count("\n") == 0
+    assert json.loads((tuned / "summary.json").read_text()) == got  # untouched
+    r = run_script("bench/unseal.py", str(tmp_path / "nothing"))
+    assert r.returncode != 0 and "not found" in r.stderr
