@@ -15,7 +15,6 @@ metadata (``temperature``); predict.py, torch.hub and demo.py apply it.
 import argparse
 import os
 
-import torch
 
 import calibration as C
 from data_io import DataError, cli_error
@@ -107,7 +106,6 @@ def main(argv=None):
     args = ap.parse_args(argv)
     try:
         import inference
-        import models
         from dataset import data_of
         from utils import check_classes, load_checkpoint, pick_device, save_checkpoint
         ck = load_checkpoint(args.checkpoint)
@@ -118,10 +116,7 @@ def main(argv=None):
                 raise DataError(f"{data.path}: no {s} split (the temperature is fitted on PublicTest and judged "
                                 "on PrivateTest)")
         device = pick_device(args.device)
-        model = models.model_from_checkpoint(ck, args.checkpoint).to(device).eval()
-        dtype, prec, nhwc = inference.run_precision(ck, device)
-        if nhwc:
-            model = model.to(memory_format=torch.channels_last)
+        model, dtype, prec, nhwc = inference.scoring_model(ck, args.checkpoint, device)
         pub, y_pub = split_logits(model, data, "PublicTest", dtype, nhwc, device)
         priv, y_priv = split_logits(model, data, "PrivateTest", dtype, nhwc, device)
         t, rows, fit_nll = measure(pub, y_pub, priv, y_priv, args.bootstrap)

@@ -84,6 +84,17 @@ def run_precision(ck, device):
     return dtype, name, bool(saved.get("channels_last"))
 
 
+def scoring_model(ck, source, device):
+    """(model in eval mode on ``device``, dtype, precision name, channels_last): a saved run's network
+    set up to be scored as its training loop scored it (``run_precision``)."""
+    import models
+    dtype, name, nhwc = run_precision(ck, device)
+    model = models.model_from_checkpoint(ck, source).to(device).eval()
+    if nhwc:
+        model = model.to(memory_format=torch.channels_last)
+    return model, dtype, name, nhwc
+
+
 def amp_dtype(args, device):
     mode = args.amp
     if mode == "auto":  # only a run recorded before resolve_precision existed still says auto

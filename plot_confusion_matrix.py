@@ -17,7 +17,6 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
-import torch  # noqa: E402
 from sklearn.metrics import classification_report, confusion_matrix  # noqa: E402
 
 import config  # noqa: E402
@@ -38,10 +37,7 @@ def fer_predictions(args):
     check_classes(ck["class_names"], path, data.class_names, data.path)
     device = pick_device(args.device)
     x, y = data.load(args.split, device)
-    model = models.model_from_checkpoint(ck, path).to(device)
-    dtype, precision, nhwc = inference.run_precision(ck, device)  # as the run evaluated during training
-    if nhwc:
-        model = model.to(memory_format=torch.channels_last)
+    model, dtype, precision, nhwc = inference.scoring_model(ck, path, device)  # as the run evaluated in training
     logits = inference.predict_logits(model, x, config.eval_batch_size(args.eval_bs, x.device), "tencrop", dtype, nhwc)
     pred = logits.argmax(1).cpu().numpy()
     title = f"{ck['arch']} on {data.name} {args.split} (10-crop {precision}, epoch {ck.get('epoch')})"

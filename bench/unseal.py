@@ -17,11 +17,9 @@ import sys
 import time
 
 import numpy as np
-import torch
 from common import ROOT  # noqa: F401  (puts the repository root on sys.path)
 
 import inference
-import models
 from dataset import DEDUP, data_of
 from data_io import DataError
 from utils import check_classes, load_checkpoint, pick_device, write_json
@@ -41,10 +39,7 @@ def unseal(run, data=None, device="cpu"):
     ds = data_of(ck, data)
     check_classes(ck["class_names"], best, ds.class_names, ds.path)
     x, y = ds.load("PrivateTest", device)  # (N, 1, 48, 48) uint8, (N,)
-    model = models.model_from_checkpoint(ck, best).to(device)
-    dtype, precision, nhwc = inference.run_precision(ck, device)
-    if nhwc:
-        model = model.to(memory_format=torch.channels_last)
+    model, dtype, precision, nhwc = inference.scoring_model(ck, best, device)
     pred = inference.evaluate(model, x, y, dtype=dtype, channels_last=nhwc)["pred"].numpy()
     right = pred == y.cpu().numpy()
     unseen = ~ds.seen_in("PrivateTest")
