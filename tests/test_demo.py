@@ -104,6 +104,9 @@ def open_page(pw, base, clip=None):
     args = CHROMIUM_ARGS + ([f"--use-file-for-fake-video-capture={clip}"] if clip else [])
     browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=args)
     page = browser.new_page()
+    # waits end as soon as the page answers; the long limit only keeps a loaded CI machine (the
+    # server's Grad-CAM on 2 busy cores) from failing a page that works
+    page.set_default_timeout(90_000)
     requests = []
     page.on("request", lambda r: requests.append(r.url))
     page.goto(base + "/")

@@ -257,7 +257,9 @@ def test_gpu_lease_deadline_stops_the_lanes_and_returns_the_snapshot(small_synth
     work, res = tmp_path / "work", tmp_path / "res"
     env.update(FER_MORE="--epochs 200", OTHER_LANES="", SEEDS="2", TAIL="0")
     t0 = time.time()
-    r = subprocess.run(["bash", script, small_synthetic_h5, str(ck), str(work), str(res), "18"], env=env,
+    # 30 s: enough for the lane to start and write its config.json on a busy 2-core machine (18 s was
+    # not, beside two training runs), still far short of 200 epochs
+    r = subprocess.run(["bash", script, small_synthetic_h5, str(ck), str(work), str(res), "30"], env=env,
                        capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr[-2000:]
     assert time.time() - t0 < 120
@@ -265,7 +267,7 @@ def test_gpu_lease_deadline_stops_the_lanes_and_returns_the_snapshot(small_synth
     with tarfile.open(res / "results.tar.gz") as t:
         assert "./seed2/VGG19/config.json" in t.getnames()
     assert (work / "seed2" / "VGG19" / "last.pth").exists()  # stays on the machine, never in the snapshot
-    r = subprocess.run(["bash", script, small_synthetic_h5, str(ck), str(work), str(res), "18"], env=env,
+    r = subprocess.run(["bash", script, small_synthetic_h5, str(ck), str(work), str(res), "30"], env=env,
                        capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr[-2000:]
     assert "resumed from" in (work / "lane_VGG19_seed2.log").read_text()
