@@ -15,7 +15,6 @@ metadata (``temperature``); predict.py, torch.hub and demo.py apply it.
 import argparse
 import os
 
-
 import calibration as C
 from data_io import DataError, cli_error
 
