@@ -109,6 +109,23 @@ def record(title, body, topic, where=None, path=None):
     print(f"wrote section '{title}' ({head}) of {path}")
 
 
+def recorded_rows(title, path=None):
+    """The rows of the first table in section '### title' of BENCHMARKS.md, each a dict keyed by the table's header.
+
+    BENCHMARKS.md outlives the run folders (they stay on the machine that trained them), so a table that
+    grows over sessions reads its earlier rows from here. Raises SystemExit naming the file where the
+    section or its table is missing."""
+    path = path or os.path.join(ROOT, "BENCHMARKS.md")
+    text = open(path).read() if os.path.exists(path) else ""
+    m = re.search(rf"^### {re.escape(title)}\n(.*?)(?=^###? |\Z)", text, re.S | re.M)
+    first = re.search(r"(?:^\|.*\|\n)+", m.group(1), re.M) if m else None  # the section's first table
+    table = first.group(0).splitlines() if first else []
+    if len(table) < 2:
+        raise SystemExit(f"{path}: no table in section '### {title}'")
+    cells = [[c.strip() for c in ln.strip("|").split("|")] for ln in table]
+    return [dict(zip(cells[0], row)) for row in cells[2:]]  # cells[1] is the |---| line
+
+
 def run_measured(code):
     """Run ``code`` (which sets ``secs``) in a fresh python; return (secs, peak RSS MB of that process)."""
     # VmHWM is this process image's own peak (ru_maxrss would include the forked parent's pages)

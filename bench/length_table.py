@@ -1,7 +1,7 @@
 """Accuracy against training length: one row per run folder, and accuracy against CPU minutes.
 
     python bench/length_table.py RUN_DIR... [--figure docs/accuracy_vs_length_vgg19_w025.png] [--write TITLE]
-        [--epoch-seconds TRAIN,CENTRE,TENCROP]
+        [--epoch-seconds TRAIN,CENTRE,TENCROP] [--recorded TITLE]
 
 Each RUN_DIR is a finished mainpro_FER.py run of the same recipe shape at another --epochs (e.g.
 `--recipe cpu-lean --epochs 60`). Per run: epochs, PublicTest and PrivateTest at the epoch
@@ -12,12 +12,17 @@ cores with other work have inflated minutes: --epoch-seconds gives the seconds o
 epoch, one centre-crop curve point and one 10-crop scoring measured with nothing else running,
 and the minutes (table and figure) become epochs x train + (epochs - window) x centre + window x
 10-crop for each run's own --select-last window.
+
+Run folders stay on the machine that trained them; --recorded TITLE adds the rows already in that
+BENCHMARKS.md section (a run folder of the same length replaces its row), so a point trained in a
+later session joins the earlier ones. Recorded minutes are kept as written: give the --epoch-seconds
+the section names, so the new rows are computed at the same rates.
 """
 import argparse
 import json
 import os
 
-from common import record
+from common import record, recorded_rows
 
 from dataset import DEDUP, honest_scores
 from utils import read_metrics, wall_seconds
@@ -35,6 +40,24 @@ def read(d):
             "seed": a["seed"], "public": honest["PublicTest"], "private": honest["PrivateTest"], "dedup": honest.get(DEDUP),
             "minutes": wall_seconds(rows) / 60, "device": cfg.get("device", "?"),
             "best_epoch": json.load(open(os.path.join(d, "summary.json")))["best_epoch"]}
+
+
+def from_record(title):
+    """The rows of BENCHMARKS.md's section ``title`` that hold a measurement, in read()'s form."""
+    out = []
+    for row in recorded_rows(title):
+        try:
+            dedup = row.get("PrivateTest w/o Training's duplicates", "-")
+            out.append({"dir": None, "epochs": int(row["epochs"]), "public": float(row["PublicTest"]),
+                        "private": float(row["PrivateTest"]), "dedup": None if dedup == "-" else float(dedup),
+                        "best_epoch": int(row["selected epoch"]), "minutes": float(row["minutes"]),
+                        "device": f"recorded in BENCHMARKS.md ({row['device']})" if row.get("device")
+                        else "recorded in BENCHMARKS.md"})
+        except (KeyError, ValueError):
+            continue  # a row that says "not measured"
+    if not out:
+        raise SystemExit(f"length_table: --recorded '{title}': no measured row in that section's table")
+    return out
 
 
 def at_rates(runs, rates):
@@ -88,12 +111,16 @@ def figure(runs, path):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("runs", nargs="+", metavar="RUN_DIR")
+    ap.add_argument("runs", nargs="*", metavar="RUN_DIR")
     ap.add_argument("--figure", metavar="PNG")
     ap.add_argument("--write", metavar="TITLE", help="record the table in BENCHMARKS.md under this title")
     ap.add_argument("--epoch-seconds", metavar="T,C,K",
                     help="seconds of a training epoch, a centre-crop point and a 10-crop scoring, measured alone")
+    ap.add_argument("--recorded", metavar="TITLE",
+                    help="also the rows of this BENCHMARKS.md section's table (earlier sessions' runs)")
     args = ap.parse_args()
+    if not args.runs and not args.recorded:
+        ap.error("give at least one RUN_DIR, or --recorded TITLE")
     runs = [read(d) for d in args.runs]
     if args.epoch_seconds:
         try:
@@ -102,6 +129,9 @@ def main():
         except (ValueError, AssertionError):
             ap.error(f"--epoch-seconds {args.epoch_seconds}: three non-negative numbers, e.g. 24.2,1.0,10")
         runs = at_rates(runs, rates)
+    if args.recorded:
+        given = {r["epochs"] for r in runs}
+        runs += [r for r in from_record(args.recorded) if r["epochs"] not in given]
     text = table(runs)
     print(text)
     if args.figure:

@@ -68,3 +68,20 @@ def test_sections_the_docs_cite_exist_and_every_figure_is_referenced():
     everything = text + "".join(docs.values())
     for fig in os.listdir(os.path.join(common.ROOT, "docs")):
         assert f"docs/{fig}" in everything, f"docs/{fig} is referenced nowhere"
+
+
+def test_recorded_rows_reads_the_first_table_of_a_section(tmp_path):
+    """A table that grows over sessions reads its earlier rows back from BENCHMARKS.md."""
+    path = str(tmp_path / "BENCHMARKS.md")
+    common.record("Lengths", "text\n\n| epochs | acc |\n|---|---|\n| 30 | 66.5 |\n| 250 | not measured |\n\n"
+                  "| other | table |\n|---|---|\n| x | y |", "accuracy", path=path)
+    common.record("After", "| a |\n|---|\n| 1 |", "accuracy", path=path)
+    assert common.recorded_rows("Lengths", path=path) == [{"epochs": "30", "acc": "66.5"},
+                                                          {"epochs": "250", "acc": "not measured"}]
+    for missing in ("Nope", "After "):
+        try:
+            common.recorded_rows(missing, path=path)
+        except SystemExit as e:
+            assert path in str(e) and missing in str(e)
+        else:
+            raise AssertionError(f"no error for section {missing!r}")

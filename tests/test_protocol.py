@@ -292,6 +292,13 @@ def test_length_table_reads_runs_of_several_lengths(synthetic_h5, tmp_path):
     assert r.returncode == 2 and "--epoch-seconds" in r.stderr
     r = run_script("bench/length_table.py", str(tmp_path))
     assert r.returncode != 0 and "no summary.json" in r.stderr
+    # earlier sessions' points come back from BENCHMARKS.md's own table and join a new run's row
+    title = "Accuracy against training length, VGG19 w0.25"
+    r = run_script("bench/length_table.py", str(tmp_path / "len2"), "--recorded", title, "--epoch-seconds", "30,1,6")
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "| 2 |" in r.stdout and "| 30 | 66.537 |" in r.stdout and "recorded in BENCHMARKS.md" in r.stdout
+    r = run_script("bench/length_table.py", "--recorded", "No such section")
+    assert r.returncode != 0 and "No such section" in r.stderr
 
 
 def test_ingredients_are_paired_over_seeds_and_never_read_privatetest(synthetic_h5, tmp_path):
