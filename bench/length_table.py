@@ -46,13 +46,15 @@ def from_record(title):
     """The rows of BENCHMARKS.md's section ``title`` that hold a measurement, in read()'s form."""
     out = []
     for row in recorded_rows(title):
+        device = row.get("device", "")
+        if "recorded" not in device:  # a table this tool wrote before says how its minutes were had
+            device = f"recorded in BENCHMARKS.md ({device})" if device else "recorded in BENCHMARKS.md"
         try:
             dedup = row.get("PrivateTest w/o Training's duplicates", "-")
             out.append({"dir": None, "epochs": int(row["epochs"]), "public": float(row["PublicTest"]),
                         "private": float(row["PrivateTest"]), "dedup": None if dedup == "-" else float(dedup),
                         "best_epoch": int(row["selected epoch"]), "minutes": float(row["minutes"]),
-                        "device": f"recorded in BENCHMARKS.md ({row['device']})" if row.get("device")
-                        else "recorded in BENCHMARKS.md"})
+                        "device": device})
         except (KeyError, ValueError):
             continue  # a row that says "not measured"
     if not out:

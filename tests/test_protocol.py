@@ -297,6 +297,7 @@ def test_length_table_reads_runs_of_several_lengths(synthetic_h5, tmp_path):
     r = run_script("bench/length_table.py", str(tmp_path / "len2"), "--recorded", title, "--epoch-seconds", "30,1,6")
     assert r.returncode == 0, r.stderr[-2000:]
     assert "| 2 |" in r.stdout and "| 30 | 66.537 |" in r.stdout and "recorded in BENCHMARKS.md" in r.stdout
+    assert "(recorded in" not in r.stdout  # rows this tool recorded before are not wrapped again
     r = run_script("bench/length_table.py", "--recorded", "No such section")
     assert r.returncode != 0 and "No such section" in r.stderr
 
